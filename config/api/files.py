@@ -1,0 +1,75 @@
+"""File responses with HEAD and single byte ranges (`bytes=a-b`, `bytes=a-`, `bytes=-n`), 416 when unsatisfiable."""
+
+import re
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from django.http import HttpResponse, StreamingHttpResponse
+
+from config.api.exceptions import error_response
+
+CHUNK = 256 * 1024
+RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def parse_range(header: str, size: int) -> tuple[int, int] | None | bool:
+    """(start, end) inclusive for a satisfiable single range, None to ignore the header, False if unsatisfiable."""
+    match = RANGE_RE.match(header.strip())
+    if not match:
+        return None  # multiple or malformed ranges: serve the whole file, as RFC 9110 allows
+    first, last = match.groups()
+    if not first and not last:
+        return None
+    if not first:
+        length = int(last)
+        if length == 0 or size == 0:
+            return False
+        return max(size - length, 0), size - 1
+    start = int(first)
+    end = min(int(last), size - 1) if last else size - 1
+    if start >= size or (last and int(last) < start):
+        return False
+    return start, end
+
+
+def _read(handle: BinaryIO, start: int, length: int) -> Iterator[bytes]:
+    try:
+        handle.seek(start)
+        remaining = length
+        while remaining > 0:
+            chunk = handle.read(min(CHUNK, remaining))
+            if not chunk:
+                break
+            remaining -= len(chunk)
+            yield chunk
+    finally:
+        handle.close()
+
+
+def ranged_file_response(request, handle: BinaryIO, *, size: int, content_type: str, filename: str) -> HttpResponse:
+    """Stream `handle` (closed when done) honouring Range and HEAD."""
+    start, end, status = 0, size - 1, 200
+    header = request.headers.get("Range")
+    if header:
+        parsed = parse_range(header, size)
+        if parsed is False:
+            handle.close()
+            response = error_response(416, f"Requested range not satisfiable: {header}")
+            response["Content-Range"] = f"bytes */{size}"
+            return response
+        if parsed:
+            start, end = parsed
+            status = 206
+    length = max(end - start + 1, 0)
+    if request.method == "HEAD":
+        handle.close()
+        response = HttpResponse(status=status, content_type=content_type)
+    else:
+        response = StreamingHttpResponse(_read(handle, start, length), status=status, content_type=content_type)
+    response["Content-Length"] = str(length)
+    response["Accept-Ranges"] = "bytes"
+    if status == 206:
+        response["Content-Range"] = f"bytes {start}-{end}/{size}"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["filename"] = filename
+    return response

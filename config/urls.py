@@ -1,0 +1,27 @@
+from django.contrib import admin
+from django.urls import include, path, re_path
+from drf_spectacular.renderers import OpenApiJsonRenderer
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from config.api import views as api_views
+
+handler400 = api_views.json_bad_request
+handler403 = api_views.json_forbidden
+handler404 = api_views.json_not_found
+handler500 = api_views.json_server_error
+
+urlpatterns = [
+    path("", include("projects.urls")),
+    path("", include("exports.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path(
+        "docs/api/schema/json/",
+        SpectacularAPIView.as_view(renderer_classes=[OpenApiJsonRenderer]),
+        name="schema-json",
+    ),
+    path("docs/api/", SpectacularSwaggerView.as_view(url_name="schema-json"), name="swagger-ui"),
+    path("admin/", admin.site.urls),
+    path("api-auth/", include("rest_framework.urls")),
+    # Anything else is an unmatched URL: a JSON 404 whatever the credentials.
+    re_path(r"^.*$", api_views.json_not_found),
+]

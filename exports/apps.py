@@ -1,0 +1,14 @@
+from django.apps import AppConfig
+from django.core.signals import request_started
+
+
+class ExportsConfig(AppConfig):
+    name = "exports"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from exports.queue import start_embedded_runner
+
+        # The embedded job pool starts with a web process's first request, after recovering
+        # what a previous process left unfinished; management commands never start it.
+        request_started.connect(start_embedded_runner, dispatch_uid="exports-start-embedded-runner")

@@ -1,0 +1,112 @@
+"""Export snapshots and their converted formats; every status change goes through `JobQuerySet.transition`."""
+
+from datetime import UTC, timedelta
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Prefetch
+from django.utils import timezone
+
+
+class Status(models.TextChoices):
+    CREATED = "created"
+    IN_PROGRESS = "in_progress"
+    FAILED = "failed"
+    COMPLETED = "completed"
+
+
+ALLOWED = {  # target: the statuses it may come from. The only status graph in the codebase.
+    Status.IN_PROGRESS: {Status.CREATED},
+    Status.COMPLETED: {Status.IN_PROGRESS},
+    Status.FAILED: {Status.CREATED, Status.IN_PROGRESS},
+    Status.CREATED: {Status.FAILED},  # an explicit retry
+}
+
+
+class JobQuerySet(models.QuerySet):
+    def transition(self, pk: int, to: Status, *, only_if=None, **fields) -> bool:
+        """Compare-and-set one row's status; False when the row was not in an allowed source state.
+
+        `only_if` narrows the match further (e.g. to the lease holder), so a job that lost its lease
+        can never complete or fail a row another run has taken over.
+        """
+        if to in (Status.COMPLETED, Status.FAILED):
+            fields.setdefault("finished_at", timezone.now())
+        if to != Status.IN_PROGRESS:
+            fields.setdefault("lease_owner", "")
+            fields.setdefault("lease_expires_at", None)
+        rows = self.filter(pk=pk, status__in=ALLOWED[to], **(only_if or {}))
+        return rows.update(status=to, **fields) == 1
+
+    def renew_lease(self, pk: int, owner: str, **fields) -> bool:
+        """Extend a running job's lease (and save progress); False when the job no longer holds it."""
+        expires = timezone.now() + timedelta(seconds=settings.EXPORT_LEASE_SECONDS)
+        rows = self.filter(pk=pk, status=Status.IN_PROGRESS, lease_owner=owner)
+        return rows.update(lease_expires_at=expires, **fields) == 1
+
+    def lease_expired(self) -> "JobQuerySet":
+        return self.filter(status=Status.IN_PROGRESS, lease_expires_at__lt=timezone.now())
+
+
+class JobFields(models.Model):
+    """What a background job row needs: status, timing, failure reason and the lease of whoever runs it."""
+
+    status = models.CharField(max_length=64, choices=Status.choices, default=Status.CREATED, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    file = models.CharField(max_length=1024, blank=True, default="")
+    lease_owner = models.CharField(max_length=255, blank=True, default="")
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+
+    objects = JobQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+
+class ExportQuerySet(JobQuerySet):
+    def with_api_relations(self) -> "ExportQuerySet":
+        """The joins the snapshot contract needs, the same whatever fields are asked for."""
+        return self.select_related("created_by", "project").prefetch_related(
+            Prefetch("converted_formats", queryset=ConvertedFormat.objects.order_by("id"))
+        )
+
+
+class Export(JobFields):
+    """A snapshot of a project's tasks, written to one JSON file by a background job."""
+
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="exports")
+    title = models.CharField(max_length=2048, blank=True, default="")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="exports"
+    )
+    md5 = models.CharField(max_length=128, blank=True, default="")
+    counters = models.JSONField(default=dict, blank=True)
+    reason = models.TextField(blank=True, default="")
+    task_filter_options = models.JSONField(null=True, blank=True)
+    annotation_filter_options = models.JSONField(null=True, blank=True)
+    serialization_options = models.JSONField(null=True, blank=True)
+
+    objects = ExportQuerySet.as_manager()
+
+    class Meta:
+        indexes = [models.Index(fields=["project", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"Export #{self.pk} of project {self.project_id} ({self.status})"
+
+    def download_name(self, extension: str = "json") -> str:
+        """Label Studio's attachment name: project-<id>-at-<creation time, UTC>-<md5[:8]>.<ext>."""
+        stamp = self.created_at.astimezone(UTC).strftime("%Y-%m-%d-%H-%M")
+        return f"project-{self.project_id}-at-{stamp}-{self.md5[:8]}.{extension}"
+
+
+class ConvertedFormat(JobFields):
+    """One conversion of a snapshot's file into another export format."""
+
+    export = models.ForeignKey(Export, on_delete=models.CASCADE, related_name="converted_formats")
+    export_type = models.CharField(max_length=64)
+    traceback = models.TextField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.export_type} of export #{self.export_id} ({self.status})"

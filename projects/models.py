@@ -1,0 +1,202 @@
+"""Projects and the labeling data they hold: tasks, annotations, drafts and predictions."""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Count, IntegerField, OuterRef, Subquery, Value
+from django.db.models.functions import Coalesce
+
+DEFAULT_LABEL_CONFIG = "<View></View>"
+
+
+def _count(model, *, counted: str = "pk", **filters) -> Coalesce:
+    """A correlated COUNT subquery over `model` rows of the outer project, so a list stays one query."""
+    rows = (
+        model.objects.filter(project=OuterRef("pk"), **filters)
+        .order_by()
+        .values("project")
+        .annotate(n=Count(counted, distinct=counted != "pk"))
+        .values("n")
+    )
+    return Coalesce(Subquery(rows, output_field=IntegerField()), Value(0))
+
+
+class ProjectQuerySet(models.QuerySet):
+    def visible_to(self, user) -> "ProjectQuerySet":
+        """Projects of the user's active organization; nothing else exists for them."""
+        if not user or not user.is_authenticated or not user.active_organization_id:
+            return self.none()
+        return self.filter(organization_id=user.active_organization_id)
+
+    def with_counters(self) -> "ProjectQuerySet":
+        """Label Studio's project counters, computed in the same query as the projects."""
+        return self.annotate(
+            task_number=_count(Task),
+            finished_task_number=_count(Task, is_labeled=True),
+            total_predictions_number=_count(Prediction),
+            total_annotations_number=_count(Annotation, was_cancelled=False),
+            num_tasks_with_annotations=_count(Annotation, counted="task", was_cancelled=False, ground_truth=False),
+            useful_annotation_number=_count(Annotation, was_cancelled=False, ground_truth=False),
+            ground_truth_number=_count(Annotation, ground_truth=True),
+            skipped_annotations_number=_count(Annotation, was_cancelled=True),
+        )
+
+    def with_api_relations(self) -> "ProjectQuerySet":
+        return self.select_related("created_by").with_counters()
+
+
+class Project(models.Model):
+    """A labeling project: its settings, its label config, and (through tasks) its data."""
+
+    class Sampling(models.TextChoices):
+        SEQUENCE = "Sequential sampling"
+        UNIFORM = "Uniform sampling"
+        UNCERTAINTY = "Uncertainty sampling"
+
+    class SkipQueue(models.TextChoices):
+        REQUEUE_FOR_ME = "REQUEUE_FOR_ME"
+        REQUEUE_FOR_OTHERS = "REQUEUE_FOR_OTHERS"
+        IGNORE_SKIPPED = "IGNORE_SKIPPED"
+
+    organization = models.ForeignKey("users.Organization", on_delete=models.CASCADE, related_name="projects")
+    title = models.CharField(max_length=50, blank=True, default="")
+    description = models.TextField(blank=True, default="")
+    label_config = models.TextField(blank=True, default=DEFAULT_LABEL_CONFIG)
+    expert_instruction = models.TextField(blank=True, default="")
+    show_instruction = models.BooleanField(default=False)
+    show_skip_button = models.BooleanField(default=True)
+    enable_empty_annotation = models.BooleanField(default=True)
+    show_annotation_history = models.BooleanField(default=False)
+    color = models.CharField(max_length=16, blank=True, default="#FFFFFF")
+    maximum_annotations = models.IntegerField(default=1)
+    is_published = models.BooleanField(default=False)
+    model_version = models.TextField(blank=True, default="")
+    is_draft = models.BooleanField(default=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="created_projects"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    min_annotations_to_start_training = models.IntegerField(default=0)
+    start_training_on_annotation_update = models.BooleanField(default=False)
+    show_collab_predictions = models.BooleanField(default=True)
+    sampling = models.CharField(max_length=100, choices=Sampling.choices, default=Sampling.SEQUENCE)
+    show_ground_truth_first = models.BooleanField(default=False)
+    annotator_evaluation_enabled = models.BooleanField(default=False)
+    show_overlap_first = models.BooleanField(default=False)
+    overlap_cohort_percentage = models.IntegerField(default=100)
+    task_data_login = models.CharField(max_length=256, null=True, blank=True)
+    task_data_password = models.CharField(max_length=256, null=True, blank=True)
+    control_weights = models.JSONField(default=dict, blank=True)
+    evaluate_predictions_automatically = models.BooleanField(default=False)
+    skip_queue = models.CharField(max_length=100, choices=SkipQueue.choices, default=SkipQueue.REQUEUE_FOR_OTHERS)
+    reveal_preannotations_interactively = models.BooleanField(default=False)
+    pinned_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ProjectQuerySet.as_manager()
+
+    class Meta:
+        indexes = [models.Index(fields=["organization", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.title} (#{self.pk})"
+
+
+class Task(models.Model):
+    """One item to label; `data` is free-form and keyed by the label config's $variables."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="tasks")
+    data = models.JSONField()
+    meta = models.JSONField(default=dict, blank=True)
+    inner_id = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    is_labeled = models.BooleanField(default=False)
+    allow_skip = models.BooleanField(default=True)
+    total_annotations = models.IntegerField(default=0)
+    cancelled_annotations = models.IntegerField(default=0)
+    total_predictions = models.IntegerField(default=0)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    file_upload = models.CharField(max_length=2048, null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["project", "id"])]
+
+    def __str__(self) -> str:
+        return f"Task #{self.pk}"
+
+
+class Annotation(models.Model):
+    """A user's (or an import's) labeling result for one task."""
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="annotations")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="annotations")
+    completed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="annotations"
+    )
+    result = models.JSONField(default=list)
+    was_cancelled = models.BooleanField(default=False)
+    ground_truth = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    draft_created_at = models.DateTimeField(null=True, blank=True)
+    lead_time = models.FloatField(null=True, blank=True)
+    prediction = models.JSONField(default=dict, blank=True)
+    result_count = models.IntegerField(default=0)
+    unique_id = models.UUIDField(default=uuid.uuid4, editable=False)
+    import_id = models.BigIntegerField(null=True, blank=True)
+    last_action = models.CharField(max_length=128, null=True, blank=True)
+    bulk_created = models.BooleanField(default=False, null=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    parent_prediction = models.ForeignKey(
+        "projects.Prediction", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    parent_annotation = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    last_created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    def __str__(self) -> str:
+        return f"Annotation #{self.pk}"
+
+
+class AnnotationDraft(models.Model):
+    """An unsubmitted annotation in progress."""
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="drafts")
+    annotation = models.ForeignKey(Annotation, null=True, blank=True, on_delete=models.CASCADE, related_name="drafts")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="drafts"
+    )
+    result = models.JSONField(default=list)
+    lead_time = models.FloatField(null=True, blank=True)
+    was_postponed = models.BooleanField(default=False)
+    import_id = models.BigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"Draft #{self.pk}"
+
+
+class Prediction(models.Model):
+    """A model's suggested result for one task."""
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="predictions")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="predictions")
+    result = models.JSONField(default=list)
+    model_version = models.TextField(blank=True, default="")
+    score = models.FloatField(null=True, blank=True)
+    cluster = models.IntegerField(null=True, blank=True)
+    neighbors = models.JSONField(null=True, blank=True)
+    mislabeling = models.FloatField(default=0.0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"Prediction #{self.pk}"

@@ -1,0 +1,177 @@
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from config.api.serializers import DynamicFieldsMixin
+from projects import label_config
+from projects.models import Project
+from users.serializers import UserSimpleSerializer
+
+COUNTER_FIELDS = [
+    "task_number",
+    "finished_task_number",
+    "total_predictions_number",
+    "total_annotations_number",
+    "num_tasks_with_annotations",
+    "useful_annotation_number",
+    "ground_truth_number",
+    "skipped_annotations_number",
+]
+BULK_FRIENDLY_CONTROLS = {"Choices", "TextArea", "Rating", "Number", "DateTime", "Taxonomy"}
+
+
+def parsed_config_or_empty(project: Project) -> dict:
+    try:
+        return label_config.parse_label_config(project.label_config)
+    except label_config.LabelConfigError:
+        return {}
+
+
+class ProjectSerializer(DynamicFieldsMixin, serializers.ModelSerializer):
+    """A project as Label Studio returns it, counters included (from `Project.objects.with_counters()`)."""
+
+    created_by = UserSimpleSerializer(read_only=True)
+    num_tasks_with_annotations = serializers.IntegerField(read_only=True)
+    task_number = serializers.IntegerField(read_only=True)
+    useful_annotation_number = serializers.IntegerField(read_only=True)
+    ground_truth_number = serializers.IntegerField(read_only=True)
+    skipped_annotations_number = serializers.IntegerField(read_only=True)
+    total_annotations_number = serializers.IntegerField(read_only=True)
+    total_predictions_number = serializers.IntegerField(read_only=True)
+    finished_task_number = serializers.IntegerField(read_only=True)
+    parsed_label_config = serializers.SerializerMethodField()
+    config_has_control_tags = serializers.SerializerMethodField()
+    queue_total = serializers.SerializerMethodField()
+    queue_done = serializers.SerializerMethodField()
+    config_suitable_for_bulk_annotation = serializers.SerializerMethodField()
+    state = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Project
+        fields = [
+            "id",
+            "title",
+            "description",
+            "label_config",
+            "expert_instruction",
+            "show_instruction",
+            "show_skip_button",
+            "enable_empty_annotation",
+            "show_annotation_history",
+            "organization",
+            "color",
+            "maximum_annotations",
+            "is_published",
+            "model_version",
+            "is_draft",
+            "created_by",
+            "created_at",
+            "min_annotations_to_start_training",
+            "start_training_on_annotation_update",
+            "show_collab_predictions",
+            "num_tasks_with_annotations",
+            "task_number",
+            "useful_annotation_number",
+            "ground_truth_number",
+            "skipped_annotations_number",
+            "total_annotations_number",
+            "total_predictions_number",
+            "sampling",
+            "show_ground_truth_first",
+            "annotator_evaluation_enabled",
+            "show_overlap_first",
+            "overlap_cohort_percentage",
+            "task_data_login",
+            "task_data_password",
+            "control_weights",
+            "parsed_label_config",
+            "evaluate_predictions_automatically",
+            "config_has_control_tags",
+            "skip_queue",
+            "reveal_preannotations_interactively",
+            "pinned_at",
+            "finished_task_number",
+            "queue_total",
+            "queue_done",
+            "config_suitable_for_bulk_annotation",
+            "state",
+        ]
+        read_only_fields = ["id", "organization", "created_by", "created_at"]
+        extra_kwargs = {"label_config": {"trim_whitespace": False}}
+
+    def validate_label_config(self, value: str) -> str:
+        if not value or not value.strip():
+            raise serializers.ValidationError("Label config is not set or is empty")
+        try:
+            label_config.validate_label_config(value)
+        except label_config.LabelConfigError as exc:
+            raise serializers.ValidationError(str(exc)) from exc
+        return value
+
+    @extend_schema_field(OpenApiTypes.OBJECT)
+    def get_parsed_label_config(self, project) -> dict:
+        return parsed_config_or_empty(project)
+
+    def get_config_has_control_tags(self, project) -> bool:
+        return label_config.config_has_control_tags(parsed_config_or_empty(project))
+
+    def get_queue_total(self, project) -> int:
+        return getattr(project, "task_number", 0)
+
+    def get_queue_done(self, project) -> int:
+        return getattr(project, "finished_task_number", 0)
+
+    def get_config_suitable_for_bulk_annotation(self, project) -> bool:
+        parsed = parsed_config_or_empty(project)
+        return all(control["type"] in BULK_FRIENDLY_CONTROLS for control in parsed.values())
+
+    @extend_schema_field(OpenApiTypes.STR)
+    def get_state(self, project) -> str | None:
+        return None
+
+
+class ProjectSimpleSerializer(DynamicFieldsMixin, serializers.ModelSerializer):
+    """The compact project nested by `?expand=project`."""
+
+    class Meta:
+        model = Project
+        fields = ["id", "title", "description", "label_config", "organization", "created_at"]
+
+
+class ProjectCountsSerializer(DynamicFieldsMixin, serializers.ModelSerializer):
+    task_number = serializers.IntegerField(read_only=True)
+    finished_task_number = serializers.IntegerField(read_only=True)
+    total_predictions_number = serializers.IntegerField(read_only=True)
+    total_annotations_number = serializers.IntegerField(read_only=True)
+    num_tasks_with_annotations = serializers.IntegerField(read_only=True)
+    useful_annotation_number = serializers.IntegerField(read_only=True)
+    ground_truth_number = serializers.IntegerField(read_only=True)
+    skipped_annotations_number = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Project
+        fields = ["id", *COUNTER_FIELDS]
+
+
+class ImportResponseSerializer(serializers.Serializer):
+    task_count = serializers.IntegerField()
+    annotation_count = serializers.IntegerField()
+    prediction_count = serializers.IntegerField()
+    predictions_count = serializers.IntegerField()
+    duration = serializers.FloatField()
+    file_upload_ids = serializers.ListField(child=serializers.IntegerField())
+    could_be_tasks_list = serializers.BooleanField()
+    found_formats = serializers.ListField(child=serializers.CharField())
+    data_columns = serializers.ListField(child=serializers.CharField())
+    task_ids = serializers.ListField(child=serializers.IntegerField(), required=False)
+
+
+class PredictionImportSerializer(serializers.Serializer):
+    task = serializers.IntegerField(min_value=1)
+    result = serializers.ListField(child=serializers.DictField(), allow_empty=True)
+    score = serializers.FloatField(required=False, allow_null=True)
+    model_version = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class PredictionImportResponseSerializer(serializers.Serializer):
+    created = serializers.IntegerField()

@@ -1,0 +1,34 @@
+from django.urls import reverse
+
+EXPORT_KEYS = {
+    "title",
+    "id",
+    "created_by",
+    "created_at",
+    "finished_at",
+    "status",
+    "md5",
+    "counters",
+    "converted_formats",
+}
+OPTION_KEYS = {"task_filter_options", "annotation_filter_options", "serialization_options"}
+
+
+def list_url(project) -> str:
+    return reverse("project-exports-list", kwargs={"pk": project.pk})
+
+
+def detail_url(project, export_id: int) -> str:
+    return reverse("project-exports-detail", kwargs={"pk": project.pk, "export_pk": export_id})
+
+
+def download_url(project, export_id: int) -> str:
+    return reverse("project-exports-download", kwargs={"pk": project.pk, "export_pk": export_id})
+
+
+def create_export(client, project, django_capture_on_commit_callbacks, body=None) -> dict:
+    """POST a snapshot and run its job the way the service does: once the request's transaction commits."""
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(list_url(project), body or {}, format="json")
+    assert response.status_code == 201, response.content
+    return response.json()

@@ -1,0 +1,204 @@
+import json
+import os
+import re
+import socket
+import subprocess
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+
+from exports import jobs
+from exports.models import ALLOWED, Export, Status
+from exports.services import jobs_recover
+from exports.snapshot import SnapshotWriter
+from tests.factories import fill_project, make_project
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def project(user):
+    project = make_project(user=user)
+    fill_project(project, user=user, count=5)
+    return project
+
+
+def stored_files(settings) -> list[Path]:
+    root = Path(settings.DATA_DIR) / "exports"
+    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+def test_running_twice_writes_one_file(project, user, settings):
+    export = Export.objects.create(project=project, created_by=user)
+    jobs.run_export(export.pk)
+    export.refresh_from_db()
+    first = (export.status, export.md5, export.finished_at)
+    jobs.run_export(export.pk)
+    export.refresh_from_db()
+    assert (export.status, export.md5, export.finished_at) == first
+    assert first[0] == Status.COMPLETED
+    assert len(stored_files(settings)) == 1
+
+
+def test_a_failure_ends_failed_with_a_reason(project, user, monkeypatch, settings):
+    def broken(self, out, progress=None):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(SnapshotWriter, "write", broken)
+    export = Export.objects.create(project=project, created_by=user)
+    jobs.run_export(export.pk)
+    export.refresh_from_db()
+    assert export.status == Status.FAILED
+    assert export.reason == "RuntimeError: disk on fire"
+    assert export.finished_at is not None
+    assert export.lease_owner == ""
+    assert stored_files(settings) == []
+
+
+def test_small_batches_give_the_same_file(project, user, settings):
+    settings.EXPORT_BATCH_SIZE = 2
+    small = Export.objects.create(project=project, created_by=user)
+    jobs.run_export(small.pk)
+    settings.EXPORT_BATCH_SIZE = 1000
+    large = Export.objects.create(project=project, created_by=user)
+    jobs.run_export(large.pk)
+    small.refresh_from_db()
+    large.refresh_from_db()
+    assert small.md5 == large.md5
+    content = json.loads((Path(settings.DATA_DIR) / "exports" / small.file).read_bytes())
+    assert [task["id"] for task in content] == sorted(project.tasks.values_list("id", flat=True))
+
+
+def test_batches_use_a_fixed_number_of_queries(project, user, django_assert_max_num_queries):
+    writer = SnapshotWriter(project=project, batch_size=2)
+    rows = next(writer.batches())
+    with django_assert_max_num_queries(3):
+        tasks, annotations, predictions = writer.serialize_batch(rows)
+    assert (len(tasks), annotations, predictions) == (2, 2, 2)
+
+
+def test_expired_lease_is_failed_with_a_reason(project, user):
+    export = Export.objects.create(
+        project=project,
+        created_by=user,
+        status=Status.IN_PROGRESS,
+        lease_owner="elsewhere:1:abc",
+        lease_expires_at=timezone.now() - timedelta(seconds=1),
+    )
+    live = Export.objects.create(
+        project=project,
+        created_by=user,
+        status=Status.IN_PROGRESS,
+        lease_owner="elsewhere:2:def",
+        lease_expires_at=timezone.now() + timedelta(seconds=60),
+    )
+    assert jobs_recover(requeue=False)["failed"] == 1
+    export.refresh_from_db()
+    live.refresh_from_db()
+    assert export.status == Status.FAILED
+    assert "lease" in export.reason
+    assert live.status == Status.IN_PROGRESS
+
+
+def test_dead_process_on_this_host_is_failed_at_once(project, user):
+    finished = subprocess.run(["true"], check=True)
+    assert finished.returncode == 0
+    child = subprocess.Popen(["true"])
+    child.wait()  # its pid is now free: the owner is gone
+    export = Export.objects.create(
+        project=project,
+        created_by=user,
+        status=Status.IN_PROGRESS,
+        lease_owner=f"{socket.gethostname()}:{child.pid}:abc",
+        lease_expires_at=timezone.now() + timedelta(seconds=60),
+    )
+    jobs_recover(requeue=False)
+    export.refresh_from_db()
+    assert export.status == Status.FAILED
+    assert str(child.pid) in export.reason
+
+
+def test_created_snapshots_are_requeued(project, user, settings):
+    export = Export.objects.create(project=project, created_by=user)
+    assert jobs_recover(requeue=True)["requeued"] == 1
+    export.refresh_from_db()
+    assert export.status == Status.COMPLETED
+
+
+def test_a_job_that_lost_its_lease_leaves_no_file(project, user, settings, monkeypatch):
+    export = Export.objects.create(project=project, created_by=user)
+    original = SnapshotWriter.write
+
+    def fail_midway(self, out, progress=None):
+        Export.objects.filter(pk=export.pk).update(status=Status.FAILED, reason="swept")
+        return original(self, out, progress=progress)
+
+    monkeypatch.setattr(SnapshotWriter, "write", fail_midway)
+    jobs.run_export(export.pk)
+    export.refresh_from_db()
+    assert export.status == Status.FAILED
+    assert export.reason == "swept"
+    assert stored_files(settings) == []
+
+
+def test_deleted_while_running_leaves_no_file(project, user, settings, monkeypatch):
+    export = Export.objects.create(project=project, created_by=user)
+    original = SnapshotWriter.write
+
+    def delete_midway(self, out, progress=None):
+        Export.objects.filter(pk=export.pk).delete()
+        return original(self, out, progress=progress)
+
+    monkeypatch.setattr(SnapshotWriter, "write", delete_midway)
+    jobs.run_export(export.pk)
+    assert stored_files(settings) == []
+
+
+def test_transition_graph_is_enforced(project, user):
+    export = Export.objects.create(project=project, created_by=user)
+    assert not Export.objects.transition(export.pk, Status.COMPLETED)
+    assert Export.objects.transition(export.pk, Status.IN_PROGRESS)
+    assert not Export.objects.transition(export.pk, Status.IN_PROGRESS)
+    assert Export.objects.transition(export.pk, Status.FAILED, reason="x")
+    assert Export.objects.transition(export.pk, Status.CREATED)
+    assert set(ALLOWED) == set(Status)
+
+
+def test_nothing_outside_models_assigns_status():
+    root = Path(__file__).resolve().parents[2]
+    offenders = []
+    for path in root.glob("*/**/*.py"):
+        if ".venv" in path.parts or path.parts[-2] == "migrations" or "tests" in path.parts:
+            continue
+        if path.name == "models.py" and path.parent.name == "exports":
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if re.search(r"\.status\s*=[^=]|update\([^)]*\bstatus=", line):
+                offenders.append(f"{path.relative_to(root)}:{number}")
+    assert offenders == []
+
+
+def test_progress_counters_are_saved_while_running(project, user, monkeypatch):
+    seen = []
+    original = Export.objects.renew_lease
+
+    def spy(pk, owner, **fields):
+        seen.append(fields.get("counters"))
+        return original(pk, owner, **fields)
+
+    monkeypatch.setattr(Export.objects, "renew_lease", spy)
+    export = Export.objects.create(project=project, created_by=user)
+    jobs.run_export(export.pk)
+    assert seen[0] == {"done": 0, "total": 0}
+    export.refresh_from_db()
+    assert export.counters["done"] == export.counters["total"] == 5
+
+
+def test_pid_is_this_process_in_lease_owner():
+    owner = jobs.new_lease_owner()
+    host, pid, run = owner.split(":")
+    assert host == socket.gethostname()
+    assert int(pid) == os.getpid()
+    assert run
