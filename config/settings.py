@@ -50,6 +50,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "config.api.middleware.EitherSlashMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -153,7 +154,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {"StatusEnum": "exports.models.Status"},
+    # Label Studio's own component names, so generated clients name these types the same way.
+    "ENUM_NAME_OVERRIDES": {"Status7bfEnum": "exports.models.Status", "AnnotatedEnum": "exports.serializers.FILTER_MODES"},
 }
 
 # Background jobs: "thread" runs them in a small pool inside the web process (the embedded default),

@@ -23,5 +23,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api-auth/", include("rest_framework.urls")),
     # Anything else is an unmatched URL: a JSON 404 whatever the credentials.
-    re_path(r"^.*$", api_views.json_not_found),
+    re_path(r"^.*$", api_views.json_not_found, name="unmatched-url"),
 ]

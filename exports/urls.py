@@ -1,14 +1,14 @@
-from config.api.urls import both_slashes
+from django.urls import path
+
+import config.api.urls  # noqa: F401 -- registers the `id` path converter
 from exports import views
 
 urlpatterns = [
-    *both_slashes("api/projects/<id:pk>/exports/", views.ExportListAPI.as_view(), "project-exports-list"),
-    *both_slashes(
-        "api/projects/<id:pk>/exports/<id:export_pk>", views.ExportDetailAPI.as_view(), "project-exports-detail"
-    ),
-    *both_slashes(
+    path("api/projects/<id:pk>/exports/", views.ExportListAPI.as_view(), name="project-exports-list"),
+    path("api/projects/<id:pk>/exports/<id:export_pk>", views.ExportDetailAPI.as_view(), name="project-exports-detail"),
+    path(
         "api/projects/<id:pk>/exports/<id:export_pk>/download",
         views.ExportDownloadAPI.as_view(),
-        "project-exports-download",
+        name="project-exports-download",
     ),
 ]

@@ -1,12 +1,16 @@
-from config.api.urls import both_slashes
+from django.urls import path
+
+import config.api.urls  # noqa: F401 -- registers the `id` path converter
 from projects import views
 
 urlpatterns = [
-    *both_slashes("api/projects/", views.ProjectListAPI.as_view(), "project-list"),
-    *both_slashes("api/projects/counts/", views.ProjectCountsAPI.as_view(), "project-counts"),
-    *both_slashes("api/projects/<id:pk>/", views.ProjectDetailAPI.as_view(), "project-detail"),
-    *both_slashes("api/projects/<id:pk>/import", views.ProjectImportAPI.as_view(), "project-import"),
-    *both_slashes(
-        "api/projects/<id:pk>/import/predictions", views.PredictionsImportAPI.as_view(), "project-import-predictions"
+    path("api/projects/", views.ProjectListAPI.as_view(), name="project-list"),
+    path("api/projects/counts/", views.ProjectCountsAPI.as_view(), name="project-counts"),
+    path("api/projects/<id:pk>/", views.ProjectDetailAPI.as_view(), name="project-detail"),
+    path("api/projects/<id:pk>/import", views.ProjectImportAPI.as_view(), name="project-import"),
+    path(
+        "api/projects/<id:pk>/import/predictions",
+        views.PredictionsImportAPI.as_view(),
+        name="project-import-predictions",
     ),
 ]

@@ -67,3 +67,8 @@ def other_client(other_user):
 @pytest.fixture
 def db_vendor(db):
     return connection.vendor
+
+
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

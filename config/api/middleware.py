@@ -3,10 +3,13 @@
 import logging
 
 from django.core.exceptions import RequestDataTooBig
+from django.urls import Resolver404, resolve
 
 from config.api.exceptions import error_response
 
 logger = logging.getLogger(__name__)
+
+CATCH_ALL = "unmatched-url"
 
 REASONS = {
     400: "Bad request.",
@@ -42,3 +45,28 @@ class JsonErrorMiddleware:
             return None
         logger.exception("Unhandled error on %s", request.path, exc_info=exception)
         return error_response(500, REASONS[500], exc=exception)
+
+
+def _matches_a_view(path: str) -> bool:
+    try:
+        match = resolve(path)
+    except Resolver404:
+        return False
+    return match.url_name != CATCH_ALL
+
+
+class EitherSlashMiddleware:
+    """Serves each path in its other slash form too, by routing it internally: never a redirect, which would
+    turn a client's POST into a GET. URLs keep Label Studio's exact spelling in the URLconf and the schema."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        path = request.path_info
+        if path.startswith("/api/") and not _matches_a_view(path):
+            other = path[:-1] if path.endswith("/") else f"{path}/"
+            if _matches_a_view(other):
+                request.path_info = other
+                request.path = request.path[:-1] if request.path.endswith("/") else f"{request.path}/"
+        return self.get_response(request)

@@ -1,6 +1,6 @@
-"""URL helpers: Label Studio's integer ids, and each path answering in both slash forms without a redirect."""
+"""URL helpers: Label Studio's integer ids (64-bit at most)."""
 
-from django.urls import path, register_converter
+from django.urls import register_converter
 
 
 class IdConverter:
@@ -16,9 +16,3 @@ class IdConverter:
 
 
 register_converter(IdConverter, "id")
-
-
-def both_slashes(route: str, view, name: str) -> list:
-    """The route as Label Studio spells it (named) plus its other slash form (unnamed)."""
-    other = route[:-1] if route.endswith("/") else f"{route}/"
-    return [path(route, view, name=name), path(other, view)]
