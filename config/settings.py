@@ -100,6 +100,9 @@ else:
         }
     }
 
+# Largest request body accepted (task imports are JSON bodies); larger ones answer 413.
+DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("MAX_REQUEST_BYTES", str(256 * 1024 * 1024)))
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "users.User"
 

@@ -88,3 +88,11 @@ def test_import_predictions(api_client, project):
     response = api_client.post(url, [{"task": 99999999, "result": []}], format="json")
     assert response.status_code == 400
     assert Prediction.objects.count() == 1
+
+
+def test_body_over_the_limit_is_a_json_413(api_client, project, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 100
+    response = api_client.post(import_url(project), [{"image": "x" * 200}], format="json")
+    assert response.status_code == 413
+    assert response.json()["status_code"] == 413
+    assert Task.objects.count() == 0
