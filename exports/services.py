@@ -5,6 +5,7 @@ import os
 import socket
 from datetime import UTC
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -102,6 +103,7 @@ def jobs_recover(*, requeue: bool) -> dict[str, int]:
             failed += Export.objects.transition(
                 export_id, Status.FAILED, only_if={"lease_owner": owner}, reason=OWNER_GONE.format(pid=pid)
             )
+    storage.remove_abandoned_scratch(older_than=2 * settings.EXPORT_LEASE_SECONDS)
     requeued = 0
     if requeue:
         for export_id in Export.objects.filter(status=Status.CREATED).values_list("pk", flat=True):

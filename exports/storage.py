@@ -3,6 +3,7 @@
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 from django.conf import settings
@@ -14,11 +15,29 @@ def export_storage():
     return storages["exports"]
 
 
-def scratch_file() -> tempfile.NamedTemporaryFile:
-    """A temporary file on the same disk as the data, removed when closed."""
+def scratch_folder() -> Path:
     folder = Path(settings.DATA_DIR) / "tmp"
     folder.mkdir(parents=True, exist_ok=True)
-    return tempfile.NamedTemporaryFile(dir=folder, prefix="export-", suffix=".partial")
+    return folder
+
+
+def scratch_file() -> tempfile.NamedTemporaryFile:
+    """A temporary file on the same disk as the data, removed when closed."""
+    return tempfile.NamedTemporaryFile(dir=scratch_folder(), prefix="export-", suffix=".partial")
+
+
+def remove_abandoned_scratch(*, older_than: float) -> int:
+    """Delete scratch files nobody has written to for `older_than` seconds (left by a killed process)."""
+    removed = 0
+    deadline = time.time() - older_than
+    for path in scratch_folder().glob("export-*.partial"):
+        try:
+            if path.stat().st_mtime < deadline:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:
+            continue
+    return removed
 
 
 def store(name: str, scratch) -> str:

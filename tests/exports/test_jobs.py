@@ -202,3 +202,17 @@ def test_pid_is_this_process_in_lease_owner():
     assert host == socket.gethostname()
     assert int(pid) == os.getpid()
     assert run
+
+
+def test_abandoned_scratch_files_are_removed(settings):
+    folder = Path(settings.DATA_DIR) / "tmp"
+    folder.mkdir(parents=True, exist_ok=True)
+    old = folder / "export-old.partial"
+    fresh = folder / "export-fresh.partial"
+    old.write_bytes(b"[")
+    fresh.write_bytes(b"[")
+    stale = timezone.now().timestamp() - 10 * settings.EXPORT_LEASE_SECONDS
+    os.utime(old, (stale, stale))
+    jobs_recover(requeue=False)
+    assert not old.exists()
+    assert fresh.exists()
