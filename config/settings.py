@@ -158,7 +158,10 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     # Label Studio's own component names, so generated clients name these types the same way.
-    "ENUM_NAME_OVERRIDES": {"Status7bfEnum": "exports.models.Status", "AnnotatedEnum": "exports.serializers.FILTER_MODES"},
+    "ENUM_NAME_OVERRIDES": {
+        "Status7bfEnum": "exports.models.Status",
+        "AnnotatedEnum": "exports.serializers.FILTER_MODES",
+    },
 }
 
 # Background jobs: "thread" runs them in a small pool inside the web process (the embedded default),

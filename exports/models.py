@@ -106,7 +106,7 @@ class ConvertedFormat(JobFields):
 
     export = models.ForeignKey(Export, on_delete=models.CASCADE, related_name="converted_formats")
     export_type = models.CharField(max_length=64)
-    traceback = models.TextField(null=True, blank=True)
+    traceback = models.TextField(null=True, blank=True)  # noqa: DJ001 -- null in the API, as Label Studio
 
     def __str__(self) -> str:
         return f"{self.export_type} of export #{self.export_id} ({self.status})"

@@ -88,6 +88,10 @@ class ExportCreateResponseSerializer(ExportSerializer):
     serialization_options = serializers.JSONField(read_only=True, allow_null=True)
 
     class Meta(ExportSerializer.Meta):
-        fields = [*ExportSerializer.Meta.fields, "task_filter_options", "annotation_filter_options",
-                  "serialization_options"]
+        fields = [
+            *ExportSerializer.Meta.fields,
+            "task_filter_options",
+            "annotation_filter_options",
+            "serialization_options",
+        ]
         read_only_fields = fields

@@ -55,9 +55,7 @@ def export_create(
 def exports_delete(*, exports: QuerySet) -> None:
     """Delete snapshots with their converted formats; their files are removed once the deletion commits."""
     names = list(exports.exclude(file="").values_list("file", flat=True))
-    names += list(
-        ConvertedFormat.objects.filter(export__in=exports).exclude(file="").values_list("file", flat=True)
-    )
+    names += list(ConvertedFormat.objects.filter(export__in=exports).exclude(file="").values_list("file", flat=True))
     exports.delete()
 
     def remove_files() -> None:

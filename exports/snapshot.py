@@ -208,7 +208,7 @@ class SnapshotWriter:
             "import_id": row["import_id"],
             "last_action": row["last_action"],
             "bulk_created": row["bulk_created"],
-            "task": row.get("task", None),
+            "task": row.get("task"),
             "project": row["project_id"],
             "updated_by": row["updated_by_id"],
             "parent_prediction": row["parent_prediction_id"],

@@ -86,8 +86,8 @@ class Project(models.Model):
     annotator_evaluation_enabled = models.BooleanField(default=False)
     show_overlap_first = models.BooleanField(default=False)
     overlap_cohort_percentage = models.IntegerField(default=100)
-    task_data_login = models.CharField(max_length=256, null=True, blank=True)
-    task_data_password = models.CharField(max_length=256, null=True, blank=True)
+    task_data_login = models.CharField(max_length=256, null=True, blank=True)  # noqa: DJ001 -- null in the API, as Label Studio
+    task_data_password = models.CharField(max_length=256, null=True, blank=True)  # noqa: DJ001 -- null in the API, as Label Studio
     control_weights = models.JSONField(default=dict, blank=True)
     evaluate_predictions_automatically = models.BooleanField(default=False)
     skip_queue = models.CharField(max_length=100, choices=SkipQueue.choices, default=SkipQueue.REQUEUE_FOR_OTHERS)
@@ -120,7 +120,7 @@ class Task(models.Model):
     updated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    file_upload = models.CharField(max_length=2048, null=True, blank=True)
+    file_upload = models.CharField(max_length=2048, null=True, blank=True)  # noqa: DJ001 -- null in the API, as Label Studio
 
     class Meta:
         indexes = [models.Index(fields=["project", "id"])]
@@ -148,7 +148,7 @@ class Annotation(models.Model):
     result_count = models.IntegerField(default=0)
     unique_id = models.UUIDField(default=uuid.uuid4, editable=False)
     import_id = models.BigIntegerField(null=True, blank=True)
-    last_action = models.CharField(max_length=128, null=True, blank=True)
+    last_action = models.CharField(max_length=128, null=True, blank=True)  # noqa: DJ001 -- null in the API, as Label Studio
     bulk_created = models.BooleanField(default=False, null=True)
     updated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

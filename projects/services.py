@@ -44,7 +44,9 @@ class ImportResult:
 def project_create(*, organization, created_by: User, **fields: Any) -> Project:
     """Create a project in `organization`; control weights default to the label config's controls."""
     if "control_weights" not in fields and fields.get("label_config"):
-        fields["control_weights"] = label_config.control_weights(label_config.parse_label_config(fields["label_config"]))
+        fields["control_weights"] = label_config.control_weights(
+            label_config.parse_label_config(fields["label_config"])
+        )
     return Project.objects.create(organization=organization, created_by=created_by, **fields)
 
 
@@ -73,7 +75,7 @@ def _as_task(item: Any, index: int, required_keys: set[str]) -> dict[str, Any]:
         raise ImportRejected(f"Error at item {index}: a task must be a JSON object, got {type(item).__name__}")
     task = dict(item) if "data" in item else {"data": dict(item)}
     if not isinstance(task["data"], dict):
-        raise ImportRejected(f"Error at item {index}: \"data\" must be a JSON object")
+        raise ImportRejected(f'Error at item {index}: "data" must be a JSON object')
     missing = sorted(required_keys - task["data"].keys())
     if missing:
         raise ImportRejected(f'Error at item {index}: "{missing[0]}" key is expected in task data')
@@ -83,7 +85,7 @@ def _as_task(item: Any, index: int, required_keys: set[str]) -> dict[str, Any]:
             raise ImportRejected(f'Error at item {index}: "{key}" must be a list of objects')
         for position, entry in enumerate(value):
             if not isinstance(entry.get("result", []), list):
-                raise ImportRejected(f'Error at item {index}: {key}[{position}].result must be a list')
+                raise ImportRejected(f"Error at item {index}: {key}[{position}].result must be a list")
         task[key] = value
     if not isinstance(task.get("meta") or {}, dict):
         raise ImportRejected(f'Error at item {index}: "meta" must be a JSON object')
@@ -179,7 +181,7 @@ def predictions_import(*, project: Project, items: list[dict]) -> int:
     for item in items:
         if item["task"] not in known:
             raise ImportRejected(
-                f"{item} contains invalid \"task\" field: task {item['task']} is not a task of project {project.pk}"
+                f'{item} contains invalid "task" field: task {item["task"]} is not a task of project {project.pk}'
             )
     tasks = {task.pk: task for task in project.tasks.filter(pk__in=known).only("pk", "project_id")}
     rows = [_prediction(item, task=tasks[item["task"]]) for item in items]

@@ -53,9 +53,10 @@ def test_dynamic_field_parameters_are_documented():
 def test_schema_endpoints(client):
     response = client.get("/api/schema/")
     assert response.status_code == 200
-    assert "api_projects_exports_retrieve" in yaml.safe_load(response.content)["paths"][
-        "/api/projects/{id}/exports/{export_pk}"
-    ]["get"]["operationId"]
+    assert (
+        "api_projects_exports_retrieve"
+        in yaml.safe_load(response.content)["paths"]["/api/projects/{id}/exports/{export_pk}"]["get"]["operationId"]
+    )
     assert client.get("/api/schema/?format=json").json()["openapi"].startswith("3.")
     response = client.get("/docs/api/schema/json/")
     assert response.status_code == 200

@@ -76,7 +76,10 @@ def test_options_are_validated_per_field(api_client, project):
     body = response.json()
     assert body["detail"] == "Validation error"
     assert body["validation_errors"] == {
-        "task_filter_options": {"view": ["A valid integer is required."], "skipped": ['"bogus" is not a valid choice.']},
+        "task_filter_options": {
+            "view": ["A valid integer is required."],
+            "skipped": ['"bogus" is not a valid choice.'],
+        },
         "annotation_filter_options": {"usual": ["Must be a valid boolean."]},
     }
     assert Export.objects.count() == 0

@@ -23,8 +23,17 @@ def test_detail_is_the_contract(api_client, project, export):
     response = api_client.get(detail_url(project, export["id"]))
     assert response.status_code == 200
     body = response.json()
-    assert list(body) == ["title", "id", "created_by", "created_at", "finished_at", "status", "md5", "counters",
-                          "converted_formats"]
+    assert list(body) == [
+        "title",
+        "id",
+        "created_by",
+        "created_at",
+        "finished_at",
+        "status",
+        "md5",
+        "counters",
+        "converted_formats",
+    ]
     assert body["status"] == "completed"
     assert set(body["created_by"]) == {"id", "username", "email", "first_name", "last_name", "avatar"}
 

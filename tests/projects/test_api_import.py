@@ -81,7 +81,9 @@ def test_import_predictions(api_client, project):
         "task_ids"
     ]
     url = reverse("project-import-predictions", kwargs={"pk": project.pk})
-    response = api_client.post(url, [{"task": task_ids[0], "result": [], "score": 0.5, "model_version": "m"}], format="json")
+    response = api_client.post(
+        url, [{"task": task_ids[0], "result": [], "score": 0.5, "model_version": "m"}], format="json"
+    )
     assert response.status_code == 201
     assert response.json() == {"created": 1}
     assert Task.objects.get().total_predictions == 1

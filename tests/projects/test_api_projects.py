@@ -17,7 +17,9 @@ def detail(project_id: int) -> str:
 
 
 def test_create_with_config_and_read_back(api_client, user):
-    response = api_client.post(LIST, {"title": "Anchor A", "description": "d", "label_config": IMAGE_CONFIG}, format="json")
+    response = api_client.post(
+        LIST, {"title": "Anchor A", "description": "d", "label_config": IMAGE_CONFIG}, format="json"
+    )
     assert response.status_code == 201
     body = response.json()
     assert body["title"] == "Anchor A"
