@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from xml.etree.ElementTree import Element, ParseError
@@ -298,13 +298,18 @@ def _is_type(value: Any, kind: str) -> bool:
 
 @dataclass
 class _Violation:
-    """One schema violation: its message, the failing keyword, the relative path and nested alternatives."""
+    """One schema violation: how to word it, the failing keyword, the relative path and nested alternatives."""
 
-    message: str
+    describe: Callable[[], str]
     keyword: str
     path: tuple[str | int, ...]
     matches_type: bool
     context: list[_Violation] = field(default_factory=list)
+
+    @property
+    def message(self) -> str:
+        """Word the violation only when shown, since it may quote a large part of the config."""
+        return self.describe()
 
     def relevance(self) -> tuple[Any, ...]:
         """Rank violations: shallower, later path, non-alternative keyword, instance not matching the rule's type."""
@@ -325,11 +330,11 @@ def _violations(value: Any, rule: Mapping[str, Any]) -> Iterator[_Violation]:
     matches_type = declared is not None and _is_type(value, declared)
     for keyword, argument in rule.items():
         if keyword == "type" and not _is_type(value, argument):
-            yield _Violation(f"{_python_repr(value)} is not of type {argument!r}", "type", (), False)
+            yield _Violation(lambda kind=argument: f"{_python_repr(value)} is not of type {kind!r}", "type", (), False)
         elif keyword == "required" and isinstance(value, dict):
             for key in argument:
                 if key not in value:
-                    yield _Violation(f"{key!r} is a required property", "required", (), matches_type)
+                    yield _Violation(lambda key=key: f"{key!r} is a required property", "required", (), matches_type)
         elif keyword == "properties" and isinstance(value, dict):
             for key, sub_rule in argument.items():
                 if key in value:
@@ -345,8 +350,7 @@ def _violations(value: Any, rule: Mapping[str, Any]) -> Iterator[_Violation]:
                     break
                 collected.extend(found)
             else:
-                message = f"{_python_repr(value)} is not valid under any of the given schemas"
-                yield _Violation(message, "anyOf", (), matches_type, collected)
+                yield _Violation(lambda: _not_any_message(value), "anyOf", (), matches_type, collected)
         elif keyword == "oneOf":
             yield from _one_of_violations(value, argument, matches_type)
 
@@ -356,11 +360,15 @@ def _one_of_violations(value: Any, alternatives: list[dict[str, Any]], matches_t
     passing = [alternative for alternative in alternatives if not list(_violations(value, alternative))]
     if not passing:
         collected = [found for alternative in alternatives for found in _violations(value, alternative)]
-        message = f"{_python_repr(value)} is not valid under any of the given schemas"
-        yield _Violation(message, "oneOf", (), matches_type, collected)
+        yield _Violation(lambda: _not_any_message(value), "oneOf", (), matches_type, collected)
     elif len(passing) > 1:
         described = ", ".join(repr(alternative) for alternative in [*passing[1:], passing[0]])
-        yield _Violation(f"{_python_repr(value)} is valid under each of {described}", "oneOf", (), matches_type)
+        yield _Violation(lambda: f"{_python_repr(value)} is valid under each of {described}", "oneOf", (), matches_type)
+
+
+def _not_any_message(value: Any) -> str:
+    """Word a failed anyOf or oneOf."""
+    return f"{_python_repr(value)} is not valid under any of the given schemas"
 
 
 def _string() -> dict[str, Any]:
@@ -376,6 +384,11 @@ def _scalar_value() -> dict[str, Any]:
 def _one_or_many(item_rule: Any) -> Any:
     """Rule factory: one item or a list of items following item_rule."""
     return lambda: {"anyOf": [lambda: {"type": "array", "items": item_rule}, item_rule]}
+
+
+def _single_or_list(item_rule: Any) -> Any:
+    """Rule factory like _one_or_many, trying the single item first (the order decides which errors are shown)."""
+    return lambda: {"anyOf": [item_rule, lambda: {"type": "array", "items": item_rule}]}
 
 
 def _valued_tag() -> dict[str, Any]:
@@ -394,35 +407,25 @@ def _named_object_tag() -> dict[str, Any]:
 
 def _choices_tag() -> dict[str, Any]:
     """Rule: a Choices control, which needs name, toName and choices (children, a dynamic value, or a View)."""
-    return {
-        "type": "object",
-        "anyOf": [_requires("@name", "@toName", "Choice"), _requires("@name", "@toName", "@value"), _requires(
-            "@name", "@toName", "View"
-        )],
-        "properties": {
-            "@name": _string,
-            "@toName": _string,
-            "@value": _scalar_value,
-            "$": _string,
-            "Choice": lambda: {"type": "array", "items": _valued_tag},
-            "View": _one_or_many(_view),
-        },
-    }
+    return _label_set_tag("Choice", lambda: {"type": "array", "items": _valued_tag})
 
 
 def _labels_tag() -> dict[str, Any]:
     """Rule: a Labels control, which needs name, toName and labels (children, a dynamic value, or a View)."""
+    return _label_set_tag("Label", _one_or_many(_valued_tag))
+
+
+def _label_set_tag(child_tag: str, child_rule: Any) -> dict[str, Any]:
+    """Rule shared by Choices and Labels, whose option children are child_tag elements following child_rule."""
     return {
         "type": "object",
-        "anyOf": [_requires("@name", "@toName", "Label"), _requires("@name", "@toName", "@value"), _requires(
-            "@name", "@toName", "View"
-        )],
+        "anyOf": [_requires("@name", "@toName", alternative) for alternative in (child_tag, "@value", "View")],
         "properties": {
             "@name": _string,
             "@toName": _string,
             "@value": _scalar_value,
             "$": _string,
-            "Label": _one_or_many(_valued_tag),
+            child_tag: child_rule,
             "View": _one_or_many(_view),
         },
     }
@@ -433,6 +436,15 @@ def _text_area_tag() -> dict[str, Any]:
     return {
         "type": "object",
         "anyOf": [_requires("@name", "@toName")],
+        "properties": {"@name": _string, "@toName": _string, "$": _string},
+    }
+
+
+def _number_tag() -> dict[str, Any]:
+    """Rule: a Number control, which needs name and toName."""
+    return {
+        "type": "object",
+        "oneOf": [{"required": ["@name", "@toName"]}],
         "properties": {"@name": _string, "@toName": _string, "$": _string},
     }
 
@@ -456,6 +468,7 @@ def _view() -> dict[str, Any]:
             "HyperText": _one_or_many(_named_object_tag),
             "View": _one_or_many(_view),
             "TextArea": _one_or_many(_text_area_tag),
+            "Number": _single_or_list(_number_tag),
         },
     }
 
@@ -472,6 +485,7 @@ def _root_view() -> dict[str, Any]:
             "Text": _one_or_many(_named_object_tag),
             "HyperText": _one_or_many(_named_object_tag),
             "TextArea": _one_or_many(_text_area_tag),
+            "Number": _single_or_list(_number_tag),
         },
     }
 
@@ -668,8 +682,10 @@ def config_suitable_for_bulk_annotation(xml: str | None) -> bool:
     """Tell whether a config only has per-task classification controls, as Label Studio's bulk-annotation flag."""
     if not xml:
         return True
+    root = _load(xml)
+    _check_encoding_declaration(xml)
     controls: dict[str, Element] = {}
-    for element in _load(xml).iter():
+    for element in root.iter():
         if _is_control(element):
             controls[element.attrib["name"]] = element
     for element in controls.values():

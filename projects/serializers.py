@@ -1,3 +1,5 @@
+from functools import lru_cache
+
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -17,14 +19,19 @@ COUNTER_FIELDS = [
     "ground_truth_number",
     "skipped_annotations_number",
 ]
-BULK_FRIENDLY_CONTROLS = {"Choices", "TextArea", "Rating", "Number", "DateTime", "Taxonomy"}
+
+
+@lru_cache(maxsize=256)
+def _config_facts(xml: str) -> tuple[dict, bool]:
+    """(parsed config, suitable for bulk annotation) of a stored config; a list renders many alike configs."""
+    try:
+        return label_config.parse_label_config(xml), label_config.config_suitable_for_bulk_annotation(xml)
+    except label_config.LabelConfigError:
+        return {}, False
 
 
 def parsed_config_or_empty(project: Project) -> dict:
-    try:
-        return label_config.parse_label_config(project.label_config)
-    except label_config.LabelConfigError:
-        return {}
+    return _config_facts(project.label_config or "")[0]
 
 
 class ProjectSerializer(DynamicFieldsMixin, serializers.ModelSerializer):
@@ -100,8 +107,6 @@ class ProjectSerializer(DynamicFieldsMixin, serializers.ModelSerializer):
         extra_kwargs = {"label_config": {"trim_whitespace": False}}
 
     def validate_label_config(self, value: str) -> str:
-        if not value or not value.strip():
-            raise serializers.ValidationError("Label config is not set or is empty")
         try:
             label_config.validate_label_config(value)
         except label_config.LabelConfigError as exc:
@@ -122,8 +127,7 @@ class ProjectSerializer(DynamicFieldsMixin, serializers.ModelSerializer):
         return getattr(project, "finished_task_number", 0)
 
     def get_config_suitable_for_bulk_annotation(self, project) -> bool:
-        parsed = parsed_config_or_empty(project)
-        return all(control["type"] in BULK_FRIENDLY_CONTROLS for control in parsed.values())
+        return _config_facts(project.label_config or "")[1]
 
     @extend_schema_field(OpenApiTypes.STR)
     def get_state(self, project) -> str | None:

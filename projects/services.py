@@ -53,8 +53,8 @@ def project_create(*, organization, created_by: User, **fields: Any) -> Project:
 def project_update(*, project: Project, **fields: Any) -> Project:
     """Apply a partial update; a new label config brings default weights for controls it adds."""
     if "label_config" in fields and "control_weights" not in fields:
-        defaults = label_config.control_weights(label_config.parse_label_config(fields["label_config"]))
-        fields["control_weights"] = {**defaults, **{k: v for k, v in project.control_weights.items() if k in defaults}}
+        parsed = label_config.parse_label_config(fields["label_config"])
+        fields["control_weights"] = label_config.control_weights(parsed, project.control_weights)
     for name, value in fields.items():
         setattr(project, name, value)
     project.save()

@@ -2,7 +2,7 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import filters, generics, status
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -62,6 +62,8 @@ class ProjectListAPI(DynamicFieldsViewMixin, generics.ListCreateAPIView):
 
     def perform_create(self, serializer):
         user = self.request.user
+        if user.active_organization_id is None:
+            raise PermissionDenied("You have no active organization to create the project in.")
         project = project_create(organization=user.active_organization, created_by=user, **serializer.validated_data)
         serializer.instance = Project.objects.with_api_relations().get(pk=project.pk)
 

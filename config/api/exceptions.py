@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -56,6 +57,11 @@ def exception_handler(exc, context):
         exc = exceptions.NotFound(str(exc) or "Not found.")
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied(str(exc) or None)
+
+    request = context.get("request")
+    if request is not None:
+        # Errors are JSON whatever the client prefers (a browser would otherwise get the browsable API's page).
+        request.accepted_renderer, request.accepted_media_type = JSONRenderer(), "application/json"
 
     response = drf_exception_handler(exc, context)
     if response is None:

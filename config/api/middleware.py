@@ -35,7 +35,11 @@ class JsonErrorMiddleware:
             and not response.get("Content-Type", "").startswith("application/json")
         ):
             status_code = response.status_code
-            return error_response(status_code, REASONS.get(status_code, response.reason_phrase))
+            replacement = error_response(status_code, REASONS.get(status_code, response.reason_phrase))
+            for header in ("WWW-Authenticate", "Allow", "Content-Range"):
+                if header in response:
+                    replacement[header] = response[header]
+            return replacement
         return response
 
     def process_exception(self, request, exception):
@@ -64,7 +68,7 @@ class EitherSlashMiddleware:
 
     def __call__(self, request):
         path = request.path_info
-        if path.startswith("/api/") and not _matches_a_view(path):
+        if path.startswith("/api/") and not path.endswith("//") and not _matches_a_view(path):
             other = path[:-1] if path.endswith("/") else f"{path}/"
             if _matches_a_view(other):
                 request.path_info = other

@@ -4,7 +4,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.core.validators import validate_email
 
-from users.services import user_create_or_update
+from users.services import UserConflict, user_create_or_update
 
 
 class Command(BaseCommand):
@@ -24,8 +24,11 @@ class Command(BaseCommand):
             raise CommandError(f"Invalid email: {email}") from exc
         if token and (len(token) > 40 or not token.isprintable() or " " in token):
             raise CommandError("--token must be at most 40 printable characters without spaces.")
-        user, key = user_create_or_update(
-            email=email, password=password, username=username, organization=organization, token=token
-        )
+        try:
+            user, key = user_create_or_update(
+                email=email, password=password, username=username, organization=organization, token=token
+            )
+        except UserConflict as exc:
+            raise CommandError(str(exc)) from exc
         self.stdout.write(f"User {user.username} <{user.email}> in organization {user.active_organization}")
         self.stdout.write(key.key)
