@@ -42,7 +42,7 @@ def _start_sweeper() -> None:
         while not stop.wait(SWEEP_SECONDS):
             try:
                 close_old_connections()
-                jobs_recover(requeue=False)
+                jobs_recover(requeue_older_than=settings.EXPORT_LEASE_SECONDS)
             except Exception:
                 logger.exception("Stale job sweep failed")
             finally:
@@ -79,7 +79,7 @@ def start_embedded_runner(**kwargs) -> None:
     from exports.services import jobs_recover
 
     try:
-        jobs_recover(requeue=True)
+        jobs_recover(requeue_older_than=0)
     except Exception:
         logger.exception("Recovering interrupted jobs failed")
     _pool_instance()

@@ -3,7 +3,7 @@
 import logging
 import os
 import socket
-from datetime import UTC
+from datetime import UTC, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -86,9 +86,10 @@ def _owner_is_dead(owner: str) -> int | None:
     return None
 
 
-def jobs_recover(*, requeue: bool) -> dict[str, int]:
-    """Fail snapshots whose job died (expired lease, or a dead process on this host); optionally requeue
-    snapshots that were created but never picked up. Safe to run from many processes at once."""
+def jobs_recover(*, requeue_older_than: float | None = None) -> dict[str, int]:
+    """Fail snapshots whose job died (expired lease, or a dead process on this host), and requeue snapshots
+    created more than `requeue_older_than` seconds ago that no job has claimed (None: requeue none).
+    Safe to run from many processes at once: a requeued job that finds its snapshot claimed does nothing."""
     failed = 0
     for export_id in Export.objects.lease_expired().values_list("pk", flat=True):
         failed += Export.objects.transition(
@@ -103,8 +104,10 @@ def jobs_recover(*, requeue: bool) -> dict[str, int]:
             )
     storage.remove_abandoned_scratch(older_than=2 * settings.EXPORT_LEASE_SECONDS)
     requeued = 0
-    if requeue:
-        for export_id in Export.objects.filter(status=Status.CREATED).values_list("pk", flat=True):
+    if requeue_older_than is not None:
+        cutoff = timezone.now() - timedelta(seconds=requeue_older_than)
+        waiting = Export.objects.filter(status=Status.CREATED, created_at__lte=cutoff)
+        for export_id in waiting.values_list("pk", flat=True):
             queue.submit(jobs.run_export, export_id)
             requeued += 1
     if failed or requeued:

@@ -94,7 +94,7 @@ def test_expired_lease_is_failed_with_a_reason(project, user):
         lease_owner="elsewhere:2:def",
         lease_expires_at=timezone.now() + timedelta(seconds=60),
     )
-    assert jobs_recover(requeue=False)["failed"] == 1
+    assert jobs_recover()["failed"] == 1
     export.refresh_from_db()
     live.refresh_from_db()
     assert export.status == Status.FAILED
@@ -114,7 +114,7 @@ def test_dead_process_on_this_host_is_failed_at_once(project, user):
         lease_owner=f"{socket.gethostname()}:{child.pid}:abc",
         lease_expires_at=timezone.now() + timedelta(seconds=60),
     )
-    jobs_recover(requeue=False)
+    jobs_recover()
     export.refresh_from_db()
     assert export.status == Status.FAILED
     assert str(child.pid) in export.reason
@@ -122,9 +122,21 @@ def test_dead_process_on_this_host_is_failed_at_once(project, user):
 
 def test_created_snapshots_are_requeued(project, user, settings):
     export = Export.objects.create(project=project, created_by=user)
-    assert jobs_recover(requeue=True)["requeued"] == 1
+    assert jobs_recover(requeue_older_than=0)["requeued"] == 1
     export.refresh_from_db()
     assert export.status == Status.COMPLETED
+
+
+def test_the_periodic_sweep_requeues_only_snapshots_waiting_too_long(project, user, settings):
+    """A job that died before claiming its snapshot (e.g. a database error) is run again by the sweep."""
+    waiting = Export.objects.create(project=project, created_by=user)
+    Export.objects.filter(pk=waiting.pk).update(created_at=timezone.now() - timedelta(seconds=120))
+    just_made = Export.objects.create(project=project, created_by=user)
+    assert jobs_recover(requeue_older_than=60)["requeued"] == 1
+    waiting.refresh_from_db()
+    just_made.refresh_from_db()
+    assert waiting.status == Status.COMPLETED
+    assert just_made.status == Status.CREATED
 
 
 def test_a_job_that_lost_its_lease_leaves_no_file(project, user, settings, monkeypatch):
@@ -213,6 +225,6 @@ def test_abandoned_scratch_files_are_removed(settings):
     fresh.write_bytes(b"[")
     stale = timezone.now().timestamp() - 10 * settings.EXPORT_LEASE_SECONDS
     os.utime(old, (stale, stale))
-    jobs_recover(requeue=False)
+    jobs_recover()
     assert not old.exists()
     assert fresh.exists()
