@@ -171,7 +171,7 @@ JOBS_BACKEND = os.environ.get("JOBS_BACKEND", "celery" if CELERY_BROKER_URL else
 JOBS_THREADS = int(os.environ.get("JOBS_THREADS", "2"))
 # A running job renews its lease at least this often; a lease not renewed for EXPORT_LEASE_SECONDS is dead.
 EXPORT_LEASE_SECONDS = int(os.environ.get("EXPORT_LEASE_SECONDS", "60"))
-EXPORT_BATCH_SIZE = int(os.environ.get("EXPORT_BATCH_SIZE", "1000"))
+EXPORT_BATCH_SIZE = int(os.environ.get("EXPORT_BATCH_SIZE", "2000"))
 
 LOGGING = {
     "version": 1,

@@ -73,9 +73,12 @@ def test_small_batches_give_the_same_file(project, user, settings):
 
 def test_batches_use_a_fixed_number_of_queries(project, user, django_assert_max_num_queries):
     writer = SnapshotWriter(project=project, batch_size=2)
-    rows = next(writer.batches())
-    with django_assert_max_num_queries(3):
-        tasks, annotations, predictions = writer.serialize_batch(rows)
+    batches = writer.encoded_batches()
+    with django_assert_max_num_queries(4):  # tasks, annotations, predictions, drafts
+        tasks, annotations, predictions = next(batches)
+    assert (len(tasks), annotations, predictions) == (2, 2, 2)
+    with django_assert_max_num_queries(4):
+        tasks, annotations, predictions = next(batches)
     assert (len(tasks), annotations, predictions) == (2, 2, 2)
 
 
