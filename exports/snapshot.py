@@ -13,6 +13,8 @@ from django.db import connection
 from django.db.models import CharField, Exists, Func, OuterRef, Q, QuerySet, TextField
 from django.db.models.functions import Cast
 
+from exports.interpolation import interpolate_key_frames
+from projects import label_config
 from projects.models import Annotation, AnnotationDraft, Prediction, Project, Task
 
 
@@ -173,6 +175,15 @@ def annotation_filter(options: dict | None) -> Q:
     return rule
 
 
+def has_video_tracks(project: Project) -> bool:
+    """Whether the project's config has a VideoRectangle control (the only results key frames apply to)."""
+    try:
+        parsed = label_config.parse_label_config(project.label_config)
+    except label_config.LabelConfigError:
+        return False
+    return any(control["type"] == "VideoRectangle" for control in parsed.values())
+
+
 def read_ahead(batches: Iterator[tuple]) -> Iterator[tuple]:
     """Fetch the next batch in a second thread (own connection) while the caller encodes this one.
 
@@ -243,6 +254,9 @@ class SnapshotWriter:
         self.predictions_as_ids = _only_id(serialization_options, "predictions")
         self.drafts_as_ids = _only_id(serialization_options, "drafts")
         self.users_as_ids = _only_id(serialization_options, "annotations__completed_by")
+        self.interpolate = bool((serialization_options or {}).get("interpolate_key_frames")) and has_video_tracks(
+            project
+        )
         self.batch_size = batch_size
 
     def count(self) -> int:
@@ -269,7 +283,10 @@ class SnapshotWriter:
 
     def _annotation(self, row: tuple) -> dict[str, Any]:
         item = dict(zip(ANNOTATION_COLUMNS, row[: len(ANNOTATION_COLUMNS)], strict=True))
-        item["result"] = _fragment(item["result"])
+        if self.interpolate and item["result"] is not None:
+            item["result"] = interpolate_key_frames(orjson.loads(item["result"]))
+        else:
+            item["result"] = _fragment(item["result"])
         item["prediction"] = _fragment(item["prediction"])
         if not self.users_as_ids and item["completed_by"] is not None:
             extra = row[len(ANNOTATION_COLUMNS) :]
