@@ -97,6 +97,9 @@ else:
                 "transaction_mode": "IMMEDIATE",
                 "timeout": 30,
             },
+            # Tests use a file too (not shared-cache memory, where a background job thread meets table
+            # locks that no busy timeout waits for).
+            "TEST": {"NAME": str(DATA_DIR / "test-db.sqlite3")},
         }
     }
 
@@ -134,7 +137,7 @@ STORAGES = {
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first: its authenticate_header makes unauthenticated requests answer 401, not 403.
-        "rest_framework.authentication.TokenAuthentication",
+        "users.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

@@ -23,6 +23,10 @@ ALLOWED = {  # target: the statuses it may come from. The only status graph in t
 }
 
 
+USER_BRIEF_COLUMNS = ("id", "username", "first_name", "last_name", "email", "avatar")
+PROJECT_BRIEF_COLUMNS = ("id", "title", "description", "label_config", "organization_id", "created_at")
+
+
 class JobQuerySet(models.QuerySet):
     def transition(self, pk: int, to: Status, *, only_if=None, **fields) -> bool:
         """Compare-and-set one row's status; False when the row was not in an allowed source state.
@@ -66,9 +70,19 @@ class JobFields(models.Model):
 
 class ExportQuerySet(JobQuerySet):
     def with_api_relations(self) -> "ExportQuerySet":
-        """The joins the snapshot contract needs, the same whatever fields are asked for."""
-        return self.select_related("created_by", "project").prefetch_related(
-            Prefetch("converted_formats", queryset=ConvertedFormat.objects.order_by("id"))
+        """The joins the snapshot contract needs, the same whatever fields are asked for.
+
+        Only the creator's and the project's columns the API shows are read (a project row is wide).
+        """
+        own = [field.attname for field in Export._meta.concrete_fields]
+        return (
+            self.select_related("created_by", "project")
+            .only(
+                *own,
+                *(f"created_by__{name}" for name in USER_BRIEF_COLUMNS),
+                *(f"project__{name}" for name in PROJECT_BRIEF_COLUMNS),
+            )
+            .prefetch_related(Prefetch("converted_formats", queryset=ConvertedFormat.objects.order_by("id")))
         )
 
 

@@ -1,40 +1,38 @@
 from rest_framework import serializers
 
 from config.api.serializers import DynamicFieldsMixin
-from exports.models import ConvertedFormat, Export
+from exports.models import Status
 from projects.serializers import ProjectSimpleSerializer
 from users.serializers import UserSimpleSerializer
 
 FILTER_MODES = ["only", "exclude"]
 
 
-class ConvertedFormatSerializer(DynamicFieldsMixin, serializers.ModelSerializer):
-    class Meta:
-        model = ConvertedFormat
-        fields = ["id", "status", "export_type", "traceback"]
+class ConvertedFormatSerializer(DynamicFieldsMixin, serializers.Serializer):
+    id = serializers.IntegerField(read_only=True)
+    status = serializers.ChoiceField(Status.choices, read_only=True)
+    export_type = serializers.CharField(read_only=True)
+    traceback = serializers.CharField(read_only=True, allow_null=True)
 
 
-class ExportSerializer(DynamicFieldsMixin, serializers.ModelSerializer):
-    """The export snapshot of the contract (spec/API.md §3)."""
+class ExportSerializer(DynamicFieldsMixin, serializers.Serializer):
+    """The export snapshot of the contract (spec/API.md §3).
 
+    Declared field by field rather than as a ModelSerializer, which rebuilds its fields from the model on
+    every use: this is the hottest read of the service.
+    """
+
+    title = serializers.CharField(read_only=True)
+    id = serializers.IntegerField(read_only=True)
     created_by = UserSimpleSerializer(read_only=True, allow_null=True)
-    converted_formats = ConvertedFormatSerializer(many=True, read_only=True)
+    created_at = serializers.DateTimeField(read_only=True)
+    finished_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    status = serializers.ChoiceField(Status.choices, read_only=True)
+    md5 = serializers.CharField(read_only=True)
     counters = serializers.JSONField(read_only=True, allow_null=True)
+    converted_formats = ConvertedFormatSerializer(many=True, read_only=True)
 
     class Meta:
-        model = Export
-        fields = [
-            "title",
-            "id",
-            "created_by",
-            "created_at",
-            "finished_at",
-            "status",
-            "md5",
-            "counters",
-            "converted_formats",
-        ]
-        read_only_fields = fields
         expandable_fields = {"project": lambda: ProjectSimpleSerializer(read_only=True)}
 
 
@@ -86,12 +84,3 @@ class ExportCreateResponseSerializer(ExportSerializer):
     task_filter_options = serializers.JSONField(read_only=True, allow_null=True)
     annotation_filter_options = serializers.JSONField(read_only=True, allow_null=True)
     serialization_options = serializers.JSONField(read_only=True, allow_null=True)
-
-    class Meta(ExportSerializer.Meta):
-        fields = [
-            *ExportSerializer.Meta.fields,
-            "task_filter_options",
-            "annotation_filter_options",
-            "serialization_options",
-        ]
-        read_only_fields = fields

@@ -134,12 +134,15 @@ class ProjectSerializer(DynamicFieldsMixin, serializers.ModelSerializer):
         return None
 
 
-class ProjectSimpleSerializer(DynamicFieldsMixin, serializers.ModelSerializer):
+class ProjectSimpleSerializer(DynamicFieldsMixin, serializers.Serializer):
     """The compact project nested by `?expand=project`."""
 
-    class Meta:
-        model = Project
-        fields = ["id", "title", "description", "label_config", "organization", "created_at"]
+    id = serializers.IntegerField(read_only=True)
+    title = serializers.CharField(read_only=True)
+    description = serializers.CharField(read_only=True)
+    label_config = serializers.CharField(read_only=True)
+    organization = serializers.IntegerField(source="organization_id", read_only=True)
+    created_at = serializers.DateTimeField(read_only=True)
 
 
 class ProjectCountsSerializer(DynamicFieldsMixin, serializers.ModelSerializer):

@@ -3,17 +3,20 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from config.api.serializers import DynamicFieldsMixin
-from users.models import User
 
 
-class UserSimpleSerializer(DynamicFieldsMixin, serializers.ModelSerializer):
-    """The compact user shape Label Studio nests in projects and snapshots (plus `username`)."""
+class UserSimpleSerializer(DynamicFieldsMixin, serializers.Serializer):
+    """The compact user shape Label Studio nests in projects and snapshots (plus `username`).
 
+    Declared field by field rather than as a ModelSerializer: it is rendered on every snapshot read.
+    """
+
+    id = serializers.IntegerField(read_only=True)
+    username = serializers.CharField(read_only=True)
+    first_name = serializers.CharField(read_only=True)
+    last_name = serializers.CharField(read_only=True)
+    email = serializers.EmailField(read_only=True)
     avatar = serializers.SerializerMethodField()
-
-    class Meta:
-        model = User
-        fields = ["id", "username", "first_name", "last_name", "email", "avatar"]
 
     @extend_schema_field(OpenApiTypes.URI)
     def get_avatar(self, user) -> str | None:

@@ -172,3 +172,20 @@ def test_detail_takes_three_queries(api_client, user, project, django_assert_num
     export = Export.objects.get()
     with django_assert_num_queries(3):
         assert api_client.get(detail_url(project, export.pk) + query).status_code == 200
+
+
+def test_creator_avatar_is_an_absolute_url(api_client, user, project, export):
+    user.avatar.name = "avatars/alice.png"
+    user.save(update_fields=["avatar"])
+    body = api_client.get(detail_url(project, export["id"])).json()
+    assert body["created_by"]["avatar"] == "http://testserver/media/avatars/alice.png"
+    listed = api_client.get(list_url(project)).json()[0]
+    assert listed["created_by"]["avatar"] == body["created_by"]["avatar"]
+
+
+def test_deleted_creator_is_null(api_client, user, project, export):
+    from users.models import User
+
+    User.objects.filter(pk=user.pk).update(is_active=True)
+    Export.objects.filter(pk=export["id"]).update(created_by=None)
+    assert api_client.get(detail_url(project, export["id"])).json()["created_by"] is None

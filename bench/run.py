@@ -1,0 +1,331 @@
+"""Export benchmark: one command, figures for the README.
+
+    .venv/bin/python bench/run.py --tasks 10000 100000 1000000
+
+For each size it fills a project (bench/generate.py; kept between runs), starts gunicorn, creates a snapshot
+through the API, polls it to completion and reports tasks/s, bytes and the peak RSS of the worker that
+wrote the file. Then it measures the import rate through the API, and GET-snapshot latency and
+requests/s with 8 concurrent clients, and counts the SQL queries of one GET. PostgreSQL by default
+(`--database-url`); the database is created when missing.
+"""
+
+import argparse
+import http.client
+import json
+import os
+import secrets
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+DEFAULT_DATABASE = "postgres://postgres@127.0.0.1:5432/lsbench"
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE))
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--import-tasks", type=int, default=20_000, help="tasks per import request")
+    parser.add_argument("--get-requests", type=int, default=4000, help="GET snapshot requests in the load test")
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--web-workers", type=int, default=3, help="gunicorn workers for the GET load test")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    return parser.parse_args()
+
+
+def ensure_database(url: str) -> None:
+    parsed = urlparse(url)
+    if parsed.scheme not in ("postgres", "postgresql"):
+        return
+    import psycopg
+
+    name = parsed.path.lstrip("/")
+    admin = parsed._replace(path="/postgres").geturl()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def django_setup(env: dict) -> None:
+    os.environ.update(env)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def bench_user():
+    from rest_framework.authtoken.models import Token
+
+    from users.services import user_create_or_update
+
+    user, token = user_create_or_update(email="bench@example.com", password="bench-password", organization="Bench")
+    assert isinstance(token, Token)
+    return user, token.key
+
+
+def filled_project(user, count: int):
+    """The benchmark project of `count` tasks, filled once and reused by later runs."""
+    import generate
+    from django.db import connection
+
+    from projects.models import Project
+    from tests.factories import IMAGE_CONFIG
+
+    project, _ = Project.objects.get_or_create(
+        organization=user.active_organization,
+        title=f"bench-{count}",
+        defaults={"created_by": user, "label_config": IMAGE_CONFIG},
+    )
+    missing = count - project.tasks.count()
+    if missing > 0:
+        started = time.monotonic()
+        generate.fill(project, missing, user_id=user.pk)
+        print(f"  filled {missing} tasks in {time.monotonic() - started:.1f}s", flush=True)
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("ANALYZE")
+    return project
+
+
+class Server:
+    """gunicorn serving the project on 127.0.0.1, stopped on exit."""
+
+    def __init__(self, env: dict, port: int, workers: int, threads: int = 4):
+        self.port = port
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "config.wsgi:application",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                str(workers),
+                "--worker-class",
+                "gthread",
+                "--threads",
+                str(threads),
+                "--timeout",
+                "600",
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+            env={**os.environ, **env},
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                http.client.HTTPConnection("127.0.0.1", port, timeout=1).request("GET", "/api/nope")
+                break
+            except OSError:
+                time.sleep(0.2)
+
+    def worker_pids(self) -> list[int]:
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
+        return [int(pid) for pid in children]
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=30)
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def call(port: int, method: str, path: str, token: str, body=None, raw: bytes | None = None):
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    headers = {"Authorization": f"Token {token}"}
+    payload = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    if payload is not None:
+        headers["Content-Type"] = "application/json"
+    connection.request(method, path, body=payload, headers=headers)
+    response = connection.getresponse()
+    data = response.read()
+    connection.close()
+    return response.status, data, dict(response.getheaders())
+
+
+def measure_snapshot(env: dict, port: int, token: str, project_id: int, tasks: int) -> dict:
+    server = Server(env, port, workers=1)
+    try:
+        call(port, "GET", f"/api/projects/{project_id}/exports/", token)  # warm up: imports, first request
+        (worker,) = server.worker_pids()
+        before = peak_rss_mb(worker)
+        started = time.monotonic()
+        status, body, _ = call(port, "POST", f"/api/projects/{project_id}/exports/", token, {})
+        assert status == 201, body
+        export = json.loads(body)
+        while export["status"] not in ("completed", "failed"):
+            time.sleep(0.2)
+            export = json.loads(call(port, "GET", f"/api/projects/{project_id}/exports/{export['id']}", token)[1])
+        wall = time.monotonic() - started
+        assert export["status"] == "completed", export
+        after = peak_rss_mb(worker)
+        _, _, headers = call(port, "HEAD", f"/api/projects/{project_id}/exports/{export['id']}/download", token)
+        return {
+            "tasks": export["counters"]["task_number"],
+            "seconds": round(wall, 2),
+            "tasks_per_second": round(tasks / wall),
+            "bytes": int(headers["Content-Length"]),
+            "peak_rss_mb": round(after, 1),
+            "rss_growth_mb": round(after - before, 1),
+            "export_id": export["id"],
+        }
+    finally:
+        server.stop()
+
+
+def measure_import(env: dict, port: int, token: str, user, count: int) -> dict:
+    import generate
+
+    from projects.models import Project
+
+    project = Project.objects.create(organization=user.active_organization, created_by=user, title="bench-import")
+    payload = [
+        {
+            "data": {"image": f"https://example.com/img/{i}.jpg"},
+            "annotations": [{"result": generate.annotation_result(i), "lead_time": 12.5}],
+            "predictions": [{"result": generate.prediction_result(i), "score": 0.87, "model_version": "bench-v1"}],
+        }
+        for i in range(count)
+    ]
+    raw = json.dumps(payload).encode()
+    server = Server(env, port, workers=1)
+    try:
+        started = time.monotonic()
+        status, body, _ = call(port, "POST", f"/api/projects/{project.pk}/import", token, raw=raw)
+        elapsed = time.monotonic() - started
+        assert status == 201, body[:500]
+        return {"tasks": count, "seconds": round(elapsed, 2), "tasks_per_second": round(count / elapsed)}
+    finally:
+        server.stop()
+        project.delete()
+
+
+def measure_get(
+    env: dict, port: int, token: str, project_id: int, export_id: int, total: int, clients: int, workers: int
+) -> dict:
+    server = Server(env, port, workers=workers, threads=2)
+    path = f"/api/projects/{project_id}/exports/{export_id}"
+    latencies: list[float] = []
+    lock = threading.Lock()
+    errors = []
+
+    def client(count: int) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        mine = []
+        for _ in range(count):
+            started = time.perf_counter()
+            try:
+                connection.request("GET", path, headers={"Authorization": f"Token {token}"})
+                response = connection.getresponse()
+                response.read()
+                if response.status != 200:
+                    errors.append(response.status)
+                if response.getheader("Connection", "").lower() == "close":
+                    connection.close()
+                    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            except (http.client.HTTPException, OSError) as exc:
+                errors.append(repr(exc))
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            mine.append(time.perf_counter() - started)
+        with lock:
+            latencies.extend(mine)
+
+    try:
+        for _ in range(50):
+            call(port, "GET", path, token)
+        threads = [threading.Thread(target=client, args=(total // clients,)) for _ in range(clients)]
+        started = time.monotonic()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        elapsed = time.monotonic() - started
+    finally:
+        server.stop()
+    latencies.sort()
+    return {
+        "requests": len(latencies),
+        "clients": clients,
+        "errors": len(errors),
+        "requests_per_second": round(len(latencies) / elapsed),
+        "median_ms": round(statistics.median(latencies) * 1000, 2),
+        "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 2),
+    }
+
+
+def count_get_queries(user, project_id: int, export_id: int) -> int:
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+    from rest_framework.authtoken.models import Token
+
+    client = Client(HTTP_AUTHORIZATION=f"Token {Token.objects.get(user=user).key}")
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(f"/api/projects/{project_id}/exports/{export_id}")
+    assert response.status_code == 200
+    return len(captured)
+
+
+def main() -> None:
+    args = parse_args()
+    ensure_database(args.database_url)
+    data_dir = Path(tempfile.mkdtemp(prefix="lsbench-"))
+    env = {
+        "DATABASE_URL": args.database_url,
+        "SECRET_KEY": os.environ.get("SECRET_KEY") or secrets.token_urlsafe(32),
+        "DATA_DIR": str(data_dir),
+        "JOBS_BACKEND": "thread",
+        "DEBUG": "0",
+        "LOG_LEVEL": "WARNING",
+    }
+    django_setup(env)
+    user, token = bench_user()
+    results: dict = {"database": urlparse(args.database_url).scheme, "snapshots": [], "cpus": os.cpu_count()}
+    last = None
+    for count in args.tasks:
+        print(f"snapshot of {count} tasks", flush=True)
+        project = filled_project(user, count)
+        figures = measure_snapshot(env, args.port, token, project.pk, count)
+        print(f"  {figures}", flush=True)
+        results["snapshots"].append(figures)
+        last = (project.pk, figures["export_id"])
+    print(f"import of {args.import_tasks} tasks", flush=True)
+    results["import"] = measure_import(env, args.port, token, user, args.import_tasks)
+    print(f"  {results['import']}", flush=True)
+    if last:
+        print(f"GET snapshot, {args.clients} clients", flush=True)
+        results["get_snapshot"] = measure_get(
+            env, args.port, token, *last, args.get_requests, args.clients, args.web_workers
+        )
+        results["get_snapshot"]["sql_queries"] = count_get_queries(user, *last)
+        print(f"  {results['get_snapshot']}", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
