@@ -4,6 +4,7 @@ import config.api.urls  # noqa: F401 -- registers the `id` path converter
 from exports import views
 
 urlpatterns = [
+    path("api/projects/<id:pk>/export", views.ExportAPI.as_view(), name="project-export"),
     path("api/projects/<id:pk>/exports/", views.ExportListAPI.as_view(), name="project-exports-list"),
     path("api/projects/<id:pk>/exports/<id:export_pk>", views.ExportDetailAPI.as_view(), name="project-exports-detail"),
     path(

@@ -22,6 +22,7 @@ LABEL_STUDIO_OPERATIONS = {
     ("get", "/api/projects/{id}/exports/{export_pk}"): "api_projects_exports_retrieve",
     ("delete", "/api/projects/{id}/exports/{export_pk}"): "api_projects_exports_destroy",
     ("get", "/api/projects/{id}/exports/{export_pk}/download"): "api_projects_exports_download_retrieve",
+    ("get", "/api/projects/{id}/export"): "api_projects_export_retrieve",
 }
 
 
