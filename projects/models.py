@@ -1,8 +1,10 @@
 """Projects and the labeling data they hold: tasks, annotations, drafts and predictions."""
 
+import os
 import uuid
 
 from django.conf import settings
+from django.core.files.storage import FileSystemStorage
 from django.db import models
 from django.db.models import Count, IntegerField, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
@@ -101,6 +103,43 @@ class Project(models.Model):
 
     def __str__(self) -> str:
         return f"{self.title} (#{self.pk})"
+
+
+class UploadStorage(FileSystemStorage):
+    """Uploaded import files, under DATA_DIR/uploads. The folder is read when used, never at import time."""
+
+    @property
+    def base_location(self) -> str:
+        return os.path.join(settings.DATA_DIR, "uploads")
+
+    @property
+    def location(self) -> str:
+        return os.path.abspath(self.base_location)
+
+
+def upload_path(instance: "FileUpload", filename: str) -> str:
+    """`<project id>/<8 random hex>-<original name>`: the prefix keeps uploads of the same name apart."""
+    return f"{instance.project_id}/{uuid.uuid4().hex[:8]}-{filename}"
+
+
+class FileUpload(models.Model):
+    """A file a user uploaded to import tasks from; its tasks name it in `Task.file_upload`."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="file_uploads")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="file_uploads"
+    )
+    file = models.FileField(upload_to=upload_path, storage=UploadStorage(), max_length=1024)
+    original_name = models.CharField(max_length=255)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.original_name
+
+    @property
+    def file_name(self) -> str:
+        """The stored file's name, as Label Studio exports it in a task's `file_upload`."""
+        return os.path.basename(self.file.name)
 
 
 class Task(models.Model):

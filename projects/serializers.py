@@ -168,7 +168,7 @@ class ImportResponseSerializer(serializers.Serializer):
     duration = serializers.FloatField()
     file_upload_ids = serializers.ListField(child=serializers.IntegerField())
     could_be_tasks_list = serializers.BooleanField()
-    found_formats = serializers.ListField(child=serializers.CharField())
+    found_formats = serializers.JSONField(help_text="{extension: count} for uploaded files; [] for a JSON body")
     data_columns = serializers.ListField(child=serializers.CharField())
     task_ids = serializers.ListField(child=serializers.IntegerField(), required=False)
 

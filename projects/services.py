@@ -1,19 +1,21 @@
 """Writes on projects and their data: create, update, delete, task and prediction import."""
 
 import time
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
-from django.db import transaction
-from django.db.models import F, Max
+from django.core.files.uploadedfile import UploadedFile
+from django.db import DataError, transaction
+from django.db.models import F
 
-from projects import label_config
+from projects import imports, label_config
 from projects.exceptions import ImportRejected
-from projects.models import Annotation, AnnotationDraft, Prediction, Project, Task
+from projects.imports import TaskSource
+from projects.models import FileUpload, Prediction, Project, Task
 from users.models import User
-
-IMPORT_BATCH_SIZE = 1000
-ANNOTATION_KEYS = {"result", "was_cancelled", "ground_truth", "lead_time", "draft_created_at", "last_action"}
 
 
 @dataclass
@@ -23,6 +25,10 @@ class ImportResult:
     prediction_count: int = 0
     duration: float = 0.0
     task_ids: list[int] = field(default_factory=list)
+    file_upload_ids: list[int] = field(default_factory=list)
+    could_be_tasks_list: bool = False
+    found_formats: dict[str, int] | list = field(default_factory=list)  # Label Studio: [] without files
+    data_columns: list[str] = field(default_factory=list)
 
     def as_response(self, *, return_task_ids: bool) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -31,10 +37,10 @@ class ImportResult:
             "prediction_count": self.prediction_count,
             "predictions_count": self.prediction_count,
             "duration": self.duration,
-            "file_upload_ids": [],
-            "could_be_tasks_list": False,
-            "found_formats": [],
-            "data_columns": [],
+            "file_upload_ids": self.file_upload_ids,
+            "could_be_tasks_list": self.could_be_tasks_list,
+            "found_formats": self.found_formats,
+            "data_columns": self.data_columns,
         }
         if return_task_ids:
             body["task_ids"] = self.task_ids
@@ -63,132 +69,112 @@ def project_update(*, project: Project, **fields: Any) -> Project:
 
 @transaction.atomic
 def project_delete(*, project: Project) -> None:
-    """Delete a project with its tasks, snapshots and their files (files go once the deletion commits)."""
+    """Delete a project with its tasks, snapshots, uploads and their files (files go once the deletion commits)."""
     from exports.services import exports_delete
 
     exports_delete(exports=project.exports.all())
+    uploaded = list(project.file_uploads.values_list("file", flat=True))
     project.delete()
+    transaction.on_commit(partial(_delete_uploaded_files, uploaded))
 
 
-def _as_task(item: Any, index: int, required_keys: set[str]) -> dict[str, Any]:
-    if not isinstance(item, dict):
-        raise ImportRejected(f"Error at item {index}: a task must be a JSON object, got {type(item).__name__}")
-    task = dict(item) if "data" in item else {"data": dict(item)}
-    if not isinstance(task["data"], dict):
-        raise ImportRejected(f'Error at item {index}: "data" must be a JSON object')
-    missing = sorted(required_keys - task["data"].keys())
-    if missing:
-        raise ImportRejected(f'Error at item {index}: "{missing[0]}" key is expected in task data')
-    for key in ("annotations", "predictions", "drafts"):
-        value = task.get(key) or []
-        if not isinstance(value, list) or not all(isinstance(entry, dict) for entry in value):
-            raise ImportRejected(f'Error at item {index}: "{key}" must be a list of objects')
-        for position, entry in enumerate(value):
-            if not isinstance(entry.get("result", []), list):
-                raise ImportRejected(f"Error at item {index}: {key}[{position}].result must be a list")
-        task[key] = value
-    if not isinstance(task.get("meta") or {}, dict):
-        raise ImportRejected(f'Error at item {index}: "meta" must be a JSON object')
-    return task
+def _delete_uploaded_files(names: list[str]) -> None:
+    storage = FileUpload._meta.get_field("file").storage
+    for name in names:
+        storage.delete(name)
 
 
-def _annotation(entry: dict, *, task: Task, user: User) -> Annotation:
-    cancelled = bool(entry.get("was_cancelled", False))
-    return Annotation(
-        task=task,
-        project_id=task.project_id,
-        completed_by=user,
-        result=entry.get("result") or [],
-        was_cancelled=cancelled,
-        ground_truth=bool(entry.get("ground_truth", not cancelled)),
-        lead_time=entry.get("lead_time"),
-        draft_created_at=entry.get("draft_created_at"),
-        last_action=entry.get("last_action"),
-        bulk_created=True,
-    )
+def _read_uploads(uploads: Sequence[UploadedFile]) -> list[TaskSource]:
+    for upload in uploads:
+        imports.check_file_format(upload.name)  # every name is checked before any file is read
+    sources = []
+    for upload in uploads:
+        upload.seek(0)
+        sources.append(imports.read_file(upload.name, upload.read()))
+    return sources
 
 
-def _prediction(entry: dict, *, task: Task) -> Prediction:
-    return Prediction(
-        task=task,
-        project_id=task.project_id,
-        result=entry.get("result") or [],
-        score=entry.get("score"),
-        model_version=str(entry.get("model_version") or ""),
-    )
+def _delete_stored(uploads: list[FileUpload]) -> None:
+    for upload in uploads:
+        upload.file.delete(save=False)
 
 
-@transaction.atomic
-def tasks_import(*, project: Project, user: User, payload: Any) -> ImportResult:
-    """Import a list (or one object) of tasks with inline annotations and predictions, all or nothing."""
+def _store_upload(*, project: Project, user: User, upload: UploadedFile) -> FileUpload:
+    file_upload = FileUpload(project=project, user=user, original_name=upload.name)
+    file_upload.file.save(upload.name, upload, save=False)
+    file_upload.save()
+    return file_upload
+
+
+def tasks_import(
+    *, project: Project, user: User, payload: Any = None, uploads: Sequence[UploadedFile] = ()
+) -> ImportResult:
+    """Import tasks, with their annotations, predictions and drafts, from a JSON payload (a list of tasks or one
+    task) or from uploaded files. Everything is read and checked before anything is written, in one transaction;
+    uploaded files are kept (see `FileUpload`) and their tasks name them."""
     started = time.monotonic()
-    items = payload if isinstance(payload, list) else [payload]
-    if not items:
-        raise ImportRejected("load_tasks: No tasks added")
+    sources = _read_uploads(uploads) if uploads else [TaskSource(payload if isinstance(payload, list) else [payload])]
     parsed = label_config.parse_label_config(project.label_config) if project.label_config else {}
-    required = label_config.data_keys(parsed)
-    tasks = [_as_task(item, index, required) for index, item in enumerate(items)]
+    prepared = imports.prepare_tasks(sources, required_keys=label_config.data_keys(parsed))
 
-    result = ImportResult()
-    next_inner_id = (project.tasks.aggregate(n=Max("inner_id"))["n"] or 0) + 1
-    model_version = ""
-    for start in range(0, len(tasks), IMPORT_BATCH_SIZE):
-        chunk = tasks[start : start + IMPORT_BATCH_SIZE]
-        rows = []
-        for offset, task in enumerate(chunk):
-            annotations = task["annotations"]
-            done = sum(1 for entry in annotations if not entry.get("was_cancelled"))
-            rows.append(
-                Task(
-                    project=project,
-                    data=task["data"],
-                    meta=task.get("meta") or {},
-                    inner_id=next_inner_id + start + offset,
-                    total_annotations=done,
-                    cancelled_annotations=len(annotations) - done,
-                    total_predictions=len(task["predictions"]),
-                    is_labeled=done >= max(project.maximum_annotations, 1),
-                )
+    stored: list[FileUpload] = []
+    try:
+        with transaction.atomic():
+            Project.objects.select_for_update().filter(pk=project.pk).values_list("pk").get()  # one import at a time
+            stored = [_store_upload(project=project, user=user, upload=upload) for upload in uploads]
+            task_ids = imports.write_tasks(
+                prepared,
+                project_id=project.pk,
+                user_id=user.pk,
+                labeled_at=max(project.maximum_annotations, 1),
+                file_uploads=[upload.file_name for upload in stored] or [None],
             )
-        Task.objects.bulk_create(rows, batch_size=IMPORT_BATCH_SIZE)
-        annotations, predictions, drafts = [], [], []
-        for row, task in zip(rows, chunk, strict=True):
-            annotations += [_annotation(entry, task=row, user=user) for entry in task["annotations"]]
-            predictions += [_prediction(entry, task=row) for entry in task["predictions"]]
-            drafts += [
-                AnnotationDraft(task=row, user=user, result=entry.get("result") or [], lead_time=entry.get("lead_time"))
-                for entry in task["drafts"]
-            ]
-        Annotation.objects.bulk_create(annotations, batch_size=IMPORT_BATCH_SIZE)
-        Prediction.objects.bulk_create(predictions, batch_size=IMPORT_BATCH_SIZE)
-        AnnotationDraft.objects.bulk_create(drafts, batch_size=IMPORT_BATCH_SIZE)
-        model_version = next((p.model_version for p in reversed(predictions) if p.model_version), model_version)
-        result.task_ids += [row.pk for row in rows]
-        result.annotation_count += len(annotations)
-        result.prediction_count += len(predictions)
-    result.task_count = len(tasks)
-    if model_version and not project.model_version:
-        Project.objects.filter(pk=project.pk).update(model_version=model_version)
-    result.duration = time.monotonic() - started
-    return result
+            if prepared.model_version and not project.model_version:
+                Project.objects.filter(pk=project.pk).update(model_version=prepared.model_version)
+    except DataError as exc:  # a value the checks let through but the database refuses
+        _delete_stored(stored)
+        raise ImportRejected(f"The tasks could not be stored: {str(exc).splitlines()[0]}") from exc
+    except BaseException:
+        _delete_stored(stored)
+        raise
+
+    formats = [source.file_format for source in sources if source.file_format]
+    return ImportResult(
+        task_count=len(task_ids),
+        annotation_count=prepared.annotation_count,
+        prediction_count=prepared.prediction_count,
+        duration=time.monotonic() - started,
+        task_ids=task_ids,
+        file_upload_ids=[upload.pk for upload in stored],
+        could_be_tasks_list=any(kind in imports.TABLE_FORMATS for kind in formats),
+        found_formats=dict(Counter(formats)) if uploads else [],
+        data_columns=sorted(prepared.data_keys) if uploads else [],
+    )
+
+
+def _chunks(values: Sequence[int], size: int = 10_000) -> list[Sequence[int]]:
+    """Pieces of `values` small enough for one `IN (...)` (SQLite allows 32766 parameters per statement)."""
+    return [values[start : start + size] for start in range(0, len(values), size)]
 
 
 @transaction.atomic
 def predictions_import(*, project: Project, items: list[dict]) -> int:
     """Attach predictions to existing tasks of the project; an unknown task rejects the whole list."""
-    wanted = {item["task"] for item in items}
-    known = set(project.tasks.filter(pk__in=wanted).values_list("pk", flat=True))
+    added = Counter(item["task"] for item in items)
+    known: set[int] = set()
+    for task_ids in _chunks(list(added)):
+        known.update(project.tasks.filter(pk__in=task_ids).values_list("pk", flat=True))
     for item in items:
         if item["task"] not in known:
             raise ImportRejected(
                 f'{item} contains invalid "task" field: task {item["task"]} is not a task of project {project.pk}'
             )
-    tasks = {task.pk: task for task in project.tasks.filter(pk__in=known).only("pk", "project_id")}
-    rows = [_prediction(item, task=tasks[item["task"]]) for item in items]
-    Prediction.objects.bulk_create(rows, batch_size=IMPORT_BATCH_SIZE)
-    counts: dict[int, int] = {}
-    for item in items:
-        counts[item["task"]] = counts.get(item["task"], 0) + 1
-    for task_id, count in counts.items():
-        Task.objects.filter(pk=task_id).update(total_predictions=F("total_predictions") + count)
-    return len(rows)
+    rows = imports.prediction_rows(project_id=project.pk, items=items)
+    imports.insert_rows(Prediction, imports.PREDICTION_FIELDS, rows)
+    by_count: dict[int, list[int]] = {}
+    for task_id, count in added.items():
+        by_count.setdefault(count, []).append(task_id)
+    for count, task_ids in by_count.items():
+        for chunk in _chunks(task_ids):
+            Task.objects.filter(pk__in=chunk).update(total_predictions=F("total_predictions") + count)
+    return len(items)

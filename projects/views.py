@@ -1,14 +1,16 @@
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import filters, generics, status
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view, inline_serializer
+from rest_framework import filters, generics, serializers, status
 from rest_framework.exceptions import PermissionDenied, ValidationError
-from rest_framework.parsers import JSONParser
+from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api.pagination import ProjectPagination
 from config.api.views import DynamicFieldsViewMixin
+from projects.exceptions import ImportRejected
+from projects.imports import ImportJSONParser, limit_upload_size, paused_gc
 from projects.models import Project
 from projects.serializers import (
     ImportResponseSerializer,
@@ -117,18 +119,29 @@ def read_bool(params, name: str, default: bool = False) -> bool:
 
 
 class ProjectImportAPI(ProjectMixin, APIView):
-    parser_classes = [JSONParser]
+    parser_classes = [ImportJSONParser, MultiPartParser]
+
+    def initialize_request(self, request, *args, **kwargs):
+        limit_upload_size(request)  # before anything (authentication included) reads a multipart body
+        return super().initialize_request(request, *args, **kwargs)
 
     @extend_schema(
         operation_id="api_projects_import_create",
-        request={"application/json": OpenApiTypes.ANY},
+        request={
+            "application/json": OpenApiTypes.ANY,
+            "multipart/form-data": inline_serializer("ImportFiles", {"file": serializers.FileField()}),
+        },
         parameters=[OpenApiParameter("return_task_ids", OpenApiTypes.BOOL)],
         responses={201: ImportResponseSerializer},
     )
     def post(self, request, pk):
         project = self.get_project()
         return_task_ids = read_bool(request.query_params, "return_task_ids")
-        result = tasks_import(project=project, user=request.user, payload=request.data)
+        with paused_gc():
+            uploads = [upload for name in request.FILES for upload in request.FILES.getlist(name)]
+            if not uploads and request.content_type.startswith("multipart/"):
+                raise ImportRejected("load_tasks: No data found in DATA or in FILES")
+            result = tasks_import(project=project, user=request.user, payload=request.data, uploads=uploads)
         return Response(result.as_response(return_task_ids=return_task_ids), status=status.HTTP_201_CREATED)
 
 

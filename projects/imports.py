@@ -1,0 +1,542 @@
+"""Task import below the service: reading uploaded files, checking tasks, and writing rows in bulk.
+
+Nothing here writes until `write_tasks`, and `write_tasks` expects to run inside the caller's transaction.
+"""
+
+import csv
+import gc
+import io
+import math
+import os
+import re
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.core.files.uploadhandler import FileUploadHandler
+from django.db import connection, models
+from django.db.models import Max
+from django.utils.dateparse import parse_datetime
+from rest_framework.exceptions import ParseError
+from rest_framework.parsers import JSONParser
+
+from projects.exceptions import ImportRejected
+from projects.models import Annotation, AnnotationDraft, Prediction, Task
+
+FILE_FORMATS = (".json", ".jsonl", ".csv", ".tsv")
+TABLE_FORMATS = (".csv", ".tsv")
+BOM = b"\xef\xbb\xbf"
+# JSON's escape for the NUL character, which PostgreSQL refuses in JSON and text (not an escaped backslash + "u0000").
+NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+
+TASK_FIELDS = (
+    "project",
+    "data",
+    "meta",
+    "inner_id",
+    "created_at",
+    "updated_at",
+    "is_labeled",
+    "allow_skip",
+    "total_annotations",
+    "cancelled_annotations",
+    "total_predictions",
+    "file_upload",
+)
+# Each annotation, prediction and draft row starts with its task's id (known only after the tasks are in).
+ANNOTATION_FIELDS = (
+    "task",
+    "result",
+    "was_cancelled",
+    "ground_truth",
+    "lead_time",
+    "draft_created_at",
+    "last_action",
+    "project",
+    "completed_by",
+    "created_at",
+    "updated_at",
+    "prediction",
+    "result_count",
+    "unique_id",
+    "bulk_created",
+)
+PREDICTION_FIELDS = (
+    "task",
+    "result",
+    "score",
+    "model_version",
+    "project",
+    "mislabeling",
+    "created_at",
+    "updated_at",
+)
+DRAFT_FIELDS = ("task", "result", "lead_time", "user", "was_postponed", "created_at", "updated_at")
+
+
+class TaskProblem(ValueError):
+    """What is wrong with one task; the caller adds where the task came from."""
+
+
+# Reading the request ------------------------------------------------------------------------------------------
+
+
+class ImportJSONParser(JSONParser):
+    """JSON bodies parsed with orjson: a large import spends noticeably less time here than with `json`."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            return orjson.loads(stream.read())
+        except orjson.JSONDecodeError as exc:
+            raise ParseError(f"JSON parse error - {exc}") from exc
+
+
+class UploadLimitHandler(FileUploadHandler):
+    """Holds multipart bodies to DATA_UPLOAD_MAX_MEMORY_SIZE. Django applies that limit to form fields only, so
+    without this a file of any size would be spooled to disk."""
+
+    def handle_raw_input(self, input_data, META, content_length, boundary, encoding=None):
+        self.limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        self.received = 0
+        if self.limit is not None and content_length > self.limit:
+            raise RequestDataTooBig(self.message())
+
+    def receive_data_chunk(self, raw_data, start):
+        self.received += len(raw_data)
+        if self.limit is not None and self.received > self.limit:
+            raise RequestDataTooBig(self.message())
+        return raw_data
+
+    def file_complete(self, file_size):
+        return None  # the next handler (memory or temporary file) keeps the data
+
+    def message(self) -> str:
+        return f"Request body is larger than the limit of {self.limit} bytes."
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Cyclic garbage collection off while an import builds millions of short-lived containers. They hold no
+    cycles (reference counting frees them), but each allocation burst would trigger a collection that scans
+    them all, which costs about as much as the parsing itself."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def limit_upload_size(request) -> None:
+    """Install `UploadLimitHandler` first on a Django request whose body has not been read yet."""
+    request.upload_handlers.insert(0, UploadLimitHandler(request))
+
+
+# Reading files ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TaskSource:
+    """Raw task items from one place (the request body or one uploaded file) and how to point at each."""
+
+    items: list[Any]
+    file_name: str | None = None
+    unit: str = "item"
+    numbers: list[int] | None = None  # each item's line or row in the file, where that is not its index
+
+    @property
+    def file_format(self) -> str | None:
+        return file_format(self.file_name) if self.file_name is not None else None
+
+    def where(self, index: int) -> str:
+        number = index if self.numbers is None else self.numbers[index]
+        if self.file_name is None:
+            return f"Error at item {number}"
+        return f"{self.file_name} {self.unit} {number}"
+
+
+def file_format(name: str) -> str:
+    return os.path.splitext(name)[1].lower()
+
+
+def check_file_format(name: str) -> None:
+    if file_format(name) not in FILE_FORMATS:
+        raise ImportRejected(
+            f"{name}: unsupported file type {file_format(name) or '(no extension)'}; "
+            f"tasks are read from {', '.join(FILE_FORMATS)} files"
+        )
+
+
+def read_file(name: str, content: bytes) -> TaskSource:
+    """Raw task items of one uploaded file: a JSON list or object, JSON lines, or a CSV/TSV table."""
+    check_file_format(name)
+    content = content.removeprefix(BOM)
+    kind = file_format(name)
+    if kind == ".json":
+        return _read_json(name, content)
+    if kind == ".jsonl":
+        return _read_json_lines(name, content)
+    return _read_table(name, content, delimiter="\t" if kind == ".tsv" else ",")
+
+
+def _read_json(name: str, content: bytes) -> TaskSource:
+    try:
+        parsed = orjson.loads(content)
+    except orjson.JSONDecodeError as exc:
+        raise ImportRejected(f"{name}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
+    return TaskSource(parsed if isinstance(parsed, list) else [parsed], file_name=name)
+
+
+def _read_json_lines(name: str, content: bytes) -> TaskSource:
+    items, numbers = [], []
+    for number, line in enumerate(content.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            items.append(orjson.loads(line))
+        except orjson.JSONDecodeError as exc:
+            raise ImportRejected(f"{name} line {number}: invalid JSON at column {exc.colno}: {exc.msg}") from exc
+        numbers.append(number)
+    return TaskSource(items, file_name=name, unit="line", numbers=numbers)
+
+
+def _read_table(name: str, content: bytes, *, delimiter: str) -> TaskSource:
+    """A header row names the columns; each later row is one task's `data`, every value a string.
+    A CSV whose first line has more semicolons than commas is read as semicolon-separated (as Label Studio)."""
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ImportRejected(f"{name}: not UTF-8 text (invalid byte at position {exc.start})") from exc
+    first_line = text.partition("\n")[0]
+    if delimiter == "," and first_line.count(";") > first_line.count(","):
+        delimiter = ";"
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    header: list[str] | None = None
+    items, numbers = [], []
+    number = 0
+    try:
+        for number, row in enumerate(reader, start=1):  # noqa: B007 -- `number` names the row csv.Error is about
+            if not row:
+                continue  # blank line
+            if header is None:
+                header = _check_header(name, number, row)
+                continue
+            if len(row) > len(header):
+                raise ImportRejected(f"{name} row {number}: {len(row)} values but {len(header)} columns")
+            if len(row) < len(header):
+                row += [""] * (len(header) - len(row))
+            items.append({"data": dict(zip(header, row, strict=True))})
+            numbers.append(number)
+    except csv.Error as exc:
+        raise ImportRejected(f"{name} row {number + 1}: {exc}") from exc
+    return TaskSource(items, file_name=name, unit="row", numbers=numbers)
+
+
+def _check_header(name: str, number: int, header: list[str]) -> list[str]:
+    for position, column in enumerate(header, start=1):
+        if not column.strip():
+            raise ImportRejected(f"{name} row {number}: column {position} of the header has no name")
+    seen = set()
+    for column in header:
+        if column in seen:
+            raise ImportRejected(f'{name} row {number}: column "{column}" appears twice in the header')
+        seen.add(column)
+    return header
+
+
+# Checking tasks -----------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class PreparedTask:
+    """One checked task with its JSON already encoded, ready to become rows."""
+
+    data: str
+    meta: str
+    annotations: list[tuple]  # (result, was_cancelled, ground_truth, lead_time, draft_created_at, last_action)
+    predictions: list[tuple]  # (result, score, model_version)
+    drafts: list[tuple]  # (result, lead_time)
+    source: int  # index of the source the task came from
+    done: int  # annotations that were not cancelled
+
+    @property
+    def cancelled(self) -> int:
+        return len(self.annotations) - self.done
+
+
+@dataclass
+class PreparedImport:
+    tasks: list[PreparedTask] = field(default_factory=list)
+    data_keys: set[str] = field(default_factory=set)
+    annotation_count: int = 0
+    prediction_count: int = 0
+    model_version: str = ""  # the last one named by an imported prediction
+
+
+def prepare_tasks(sources: Sequence[TaskSource], *, required_keys: set[str]) -> PreparedImport:
+    """Check every task of every source and encode its JSON; the first problem rejects the whole import."""
+    prepared = PreparedImport()
+    for position, source in enumerate(sources):
+        for index, item in enumerate(source.items):
+            try:
+                task = _prepare_task(item, required_keys, position)
+            except TaskProblem as exc:
+                raise ImportRejected(f"{source.where(index)}: {exc}") from exc
+            prepared.tasks.append(task)
+            prepared.data_keys.update(item.get("data", item))
+            prepared.annotation_count += len(task.annotations)
+            prepared.prediction_count += len(task.predictions)
+            for prediction in task.predictions:
+                prepared.model_version = prediction[2] or prepared.model_version
+    if not prepared.tasks:
+        raise ImportRejected("load_tasks: No tasks added")
+    return prepared
+
+
+def _prepare_task(item: Any, required_keys: set[str], source: int) -> PreparedTask:
+    """A task is `{"data": {...}, "annotations": [...], ...}` or, without a "data" key, the data itself."""
+    if not isinstance(item, dict):
+        raise TaskProblem(f"a task must be a JSON object, got {_json_type(item)}")
+    task = item if "data" in item else {"data": item}
+    data = task["data"]
+    if not isinstance(data, dict):
+        raise TaskProblem('"data" must be a JSON object')
+    if not required_keys <= data.keys():
+        raise TaskProblem(f'"{sorted(required_keys - data.keys())[0]}" key is expected in task data')
+    meta = task.get("meta")
+    if meta and not isinstance(meta, dict):
+        raise TaskProblem('"meta" must be a JSON object')
+    annotations = _entries(task, "annotations", _annotation)
+    return PreparedTask(
+        data=_dumps(data),
+        meta=_dumps(meta) if meta else "{}",
+        annotations=annotations,
+        predictions=_entries(task, "predictions", _prediction),
+        drafts=_entries(task, "drafts", _draft),
+        source=source,
+        done=sum(1 for annotation in annotations if not annotation[1]),
+    )
+
+
+def _entries(task: dict, key: str, prepare: Callable[[dict, str], tuple]) -> list[tuple]:
+    entries = task.get(key)
+    if not entries:
+        return []
+    if not isinstance(entries, list):
+        raise TaskProblem(f'"{key}" must be a list of objects')
+    return [prepare(entry, key) for entry in entries]
+
+
+def _annotation(entry: Any, key: str) -> tuple:
+    if not isinstance(entry, dict):
+        raise TaskProblem(f'"{key}" must be a list of objects')
+    cancelled = bool(entry.get("was_cancelled", False))
+    last_action = entry.get("last_action")
+    if last_action is not None and (
+        not isinstance(last_action, str) or len(last_action) > 128 or "\x00" in last_action
+    ):
+        raise TaskProblem(f"{key}: last_action must be a string of at most 128 characters")
+    return (
+        _result(entry, key),
+        cancelled,
+        bool(entry.get("ground_truth", not cancelled)),
+        _number(entry, "lead_time", key),
+        _datetime(entry, "draft_created_at", key),
+        last_action,
+    )
+
+
+def _prediction(entry: Any, key: str) -> tuple:
+    if not isinstance(entry, dict):
+        raise TaskProblem(f'"{key}" must be a list of objects')
+    model_version = str(entry.get("model_version") or "")
+    if "\x00" in model_version:
+        raise TaskProblem(f"{key}: model_version cannot hold a NUL character")
+    return _result(entry, key), _number(entry, "score", key), model_version
+
+
+def _draft(entry: Any, key: str) -> tuple:
+    if not isinstance(entry, dict):
+        raise TaskProblem(f'"{key}" must be a list of objects')
+    return _result(entry, key), _number(entry, "lead_time", key)
+
+
+def _result(entry: dict, key: str) -> str:
+    result = entry.get("result") or []
+    if not isinstance(result, list):
+        raise TaskProblem(f"{key}: result must be a list")
+    return _dumps(result)
+
+
+def _number(entry: dict, name: str, key: str) -> float | None:
+    value = entry.get(name)
+    if value is None:
+        return None
+    if type(value) is float and math.isfinite(value):
+        return value
+    try:
+        number = float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError, OverflowError):
+        number = math.nan
+    if not math.isfinite(number):
+        raise TaskProblem(f"{key}: {name} must be a number, got {value!r}")
+    return number
+
+
+def _datetime(entry: dict, name: str, key: str) -> datetime | None:
+    value = entry.get(name)
+    if value is None:
+        return None
+    try:
+        parsed = parse_datetime(value) if isinstance(value, str) else None
+    except ValueError:  # well formed but impossible, such as month 13
+        parsed = None
+    if parsed is None:
+        raise TaskProblem(f"{key}: {name} must be an ISO 8601 date and time, got {value!r}")
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _dumps(value: Any) -> str:
+    try:
+        text = orjson.dumps(value).decode()
+    except orjson.JSONEncodeError as exc:
+        raise TaskProblem(f"cannot be stored as JSON: {exc}") from exc
+    if "\\u0000" in text and NUL_ESCAPE.search(text):
+        raise TaskProblem("text with a NUL character (\\u0000) cannot be stored")
+    return text
+
+
+def _json_type(value: Any) -> str:
+    names = {list: "array", str: "string", int: "number", float: "number", bool: "boolean", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
+
+
+# Writing rows -------------------------------------------------------------------------------------------------
+
+
+def insert_rows(model: type[models.Model], fields: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """Insert many rows of `model` in one go: COPY on PostgreSQL, executemany elsewhere. Values must already be
+    in database form: JSON as text, datetimes through `connection.ops.adapt_datetimefield_value`."""
+    quote = connection.ops.quote_name
+    table = quote(model._meta.db_table)
+    columns = ", ".join(quote(model._meta.get_field(name).column) for name in fields)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # `wrap_database_errors`: psycopg's errors become Django's (DataError, IntegrityError...), as with execute.
+            with connection.wrap_database_errors, cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            placeholders = ", ".join(["%s"] * len(fields))
+            cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({placeholders})", rows)
+
+
+def prediction_rows(*, project_id: int, items: Iterable[dict]) -> Iterable[tuple]:
+    """PREDICTION_FIELDS rows for checked `{task, result, score, model_version}` items."""
+    now = connection.ops.adapt_datetimefield_value(datetime.now(UTC))
+    for item in items:
+        result = _dumps(item.get("result") or [])
+        yield item["task"], result, item.get("score"), item.get("model_version") or "", project_id, 0.0, now, now
+
+
+def write_tasks(
+    prepared: PreparedImport,
+    *,
+    project_id: int,
+    user_id: int | None,
+    labeled_at: int,
+    file_uploads: Sequence[str | None],
+) -> list[int]:
+    """Insert the tasks with their annotations, predictions and drafts; returns the task ids in import order.
+
+    Tasks are numbered (`inner_id`) after the project's last one and their ids are read back in that order, so
+    the caller must hold the project: no other import may add tasks to it meanwhile. A task is labeled once
+    `labeled_at` of its annotations are not cancelled. `file_uploads[source]` names the file a task came from.
+    """
+    last = Task.objects.filter(project_id=project_id).aggregate(id=Max("id"), inner_id=Max("inner_id"))
+    first_inner_id = (last["inner_id"] or 0) + 1
+    now = connection.ops.adapt_datetimefield_value(datetime.now(UTC))
+    tasks = prepared.tasks
+    insert_rows(
+        Task,
+        TASK_FIELDS,
+        (
+            (
+                project_id,
+                task.data,
+                task.meta,
+                first_inner_id + offset,
+                now,
+                now,
+                task.done >= labeled_at,
+                True,
+                task.done,
+                task.cancelled,
+                len(task.predictions),
+                file_uploads[task.source],
+            )
+            for offset, task in enumerate(tasks)
+        ),
+    )
+    # The new rows are the project's tasks after its last id (the (project, id) index finds them), in inner_id order.
+    ids = list(
+        Task.objects.filter(project_id=project_id, id__gt=last["id"] or 0)
+        .order_by("inner_id")
+        .values_list("id", flat=True)
+    )
+    if len(ids) != len(tasks):
+        raise RuntimeError(f"expected {len(tasks)} new tasks in project {project_id}, found {len(ids)}")
+
+    adapt_datetime = connection.ops.adapt_datetimefield_value
+    native_uuid = connection.features.has_native_uuid_field
+    insert_rows(
+        Annotation,
+        ANNOTATION_FIELDS,
+        (
+            (
+                task_id,
+                result,
+                cancelled,
+                ground_truth,
+                lead_time,
+                adapt_datetime(draft_created_at) if draft_created_at else None,
+                last_action,
+                project_id,
+                user_id,
+                now,
+                now,
+                "{}",
+                0,
+                str(uuid.uuid4()) if native_uuid else uuid.uuid4().hex,
+                True,
+            )
+            for task_id, task in zip(ids, tasks, strict=True)
+            for result, cancelled, ground_truth, lead_time, draft_created_at, last_action in task.annotations
+        ),
+    )
+    insert_rows(
+        Prediction,
+        PREDICTION_FIELDS,
+        (
+            (task_id, result, score, model_version, project_id, 0.0, now, now)
+            for task_id, task in zip(ids, tasks, strict=True)
+            for result, score, model_version in task.predictions
+        ),
+    )
+    insert_rows(
+        AnnotationDraft,
+        DRAFT_FIELDS,
+        (
+            (task_id, result, lead_time, user_id, False, now, now)
+            for task_id, task in zip(ids, tasks, strict=True)
+            for result, lead_time in task.drafts
+        ),
+    )
+    return ids
