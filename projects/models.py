@@ -24,6 +24,21 @@ def _count(model, *, counted: str = "pk", **filters) -> Coalesce:
     return Coalesce(Subquery(rows, output_field=IntegerField()), Value(0))
 
 
+def informational_link(to, **kwargs) -> models.ForeignKey:
+    """A link Label Studio's export shape carries but this service never sets or queries (always null here):
+    no index, no database constraint and no delete handling, so bulk imports and deletes pay nothing for it."""
+    return models.ForeignKey(
+        to,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+        **kwargs,
+    )
+
+
 class ProjectQuerySet(models.QuerySet):
     def visible_to(self, user) -> "ProjectQuerySet":
         """Projects of the user's active organization; nothing else exists for them."""
@@ -145,7 +160,8 @@ class FileUpload(models.Model):
 class Task(models.Model):
     """One item to label; `data` is free-form and keyed by the label config's $variables."""
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="tasks")
+    # Indexed by the (project, id) index below, which also serves every lookup by project alone.
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="tasks", db_index=False)
     data = models.JSONField()
     meta = models.JSONField(default=dict, blank=True)
     inner_id = models.BigIntegerField(default=0)
@@ -156,9 +172,7 @@ class Task(models.Model):
     total_annotations = models.IntegerField(default=0)
     cancelled_annotations = models.IntegerField(default=0)
     total_predictions = models.IntegerField(default=0)
-    updated_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
+    updated_by = informational_link(settings.AUTH_USER_MODEL)
     file_upload = models.CharField(max_length=2048, null=True, blank=True)  # noqa: DJ001 -- null in the API, as Label Studio
 
     class Meta:
@@ -172,7 +186,8 @@ class Annotation(models.Model):
     """A user's (or an import's) labeling result for one task."""
 
     task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="annotations")
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="annotations")
+    # The task's project, copied for per-project counts; the task's own constraint already guarantees it.
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="annotations", db_constraint=False)
     completed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="annotations"
     )
@@ -189,16 +204,10 @@ class Annotation(models.Model):
     import_id = models.BigIntegerField(null=True, blank=True)
     last_action = models.CharField(max_length=128, null=True, blank=True)  # noqa: DJ001 -- null in the API, as Label Studio
     bulk_created = models.BooleanField(default=False, null=True)
-    updated_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    parent_prediction = models.ForeignKey(
-        "projects.Prediction", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    parent_annotation = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    last_created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
+    updated_by = informational_link(settings.AUTH_USER_MODEL)
+    parent_prediction = informational_link("projects.Prediction")
+    parent_annotation = informational_link("self")
+    last_created_by = informational_link(settings.AUTH_USER_MODEL)
 
     def __str__(self) -> str:
         return f"Annotation #{self.pk}"
@@ -227,7 +236,8 @@ class Prediction(models.Model):
     """A model's suggested result for one task."""
 
     task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="predictions")
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="predictions")
+    # The task's project, copied for per-project counts; the task's own constraint already guarantees it.
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="predictions", db_constraint=False)
     result = models.JSONField(default=list)
     model_version = models.TextField(blank=True, default="")
     score = models.FloatField(null=True, blank=True)
