@@ -4,6 +4,7 @@ from drf_spectacular.renderers import OpenApiJsonRenderer
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config.api import views as api_views
+from config.api.version import VersionAPI
 
 handler400 = api_views.json_bad_request
 handler403 = api_views.json_forbidden
@@ -13,6 +14,7 @@ handler500 = api_views.json_server_error
 urlpatterns = [
     path("", include("projects.urls")),
     path("", include("exports.urls")),
+    path("api/version/", VersionAPI.as_view(), name="version"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path(
         "docs/api/schema/json/",

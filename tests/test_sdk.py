@@ -505,3 +505,14 @@ def test_unknown_project_and_export_are_404_json(ls):
     with pytest.raises(ApiError) as caught:
         ls.projects.exports.create(id=987654)
     assert caught.value.status_code == 404
+
+
+def test_as_json_helper_uses_the_easy_export(ls):
+    """The SDK's `as_json` reads /api/version/ ("Community") and then downloads through the easy export."""
+    version = ls.versions.get()
+    assert version.edition == "Community"
+    assert version.release
+    project = create_project(ls)
+    import_tasks(ls, project.id, [task(n) for n in range(3)])
+    tasks = ls.projects.exports.as_json(project.id)
+    assert sorted(item["data"]["index"] for item in tasks) == [0, 1, 2]
