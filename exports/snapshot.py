@@ -392,10 +392,14 @@ class SnapshotWriter:
             digest.update(chunk)
             result.size += len(chunk)
 
+        # One task per line (`[`, then `task,` lines, the last without its comma, then `]`): still one JSON
+        # array, and converters can read it back a task at a time without a streaming JSON parser.
         emit(b"[")
         first = True
         for parts, annotation_count, prediction_count in self.encoded_batches():
-            emit((b"" if first else b",") + b",".join(parts))
+            if not parts:
+                continue
+            emit((b"\n" if first else b",\n") + b",\n".join(parts))
             first = False
             result.counters["task_number"] += len(parts)
             result.counters["annotation_number"] += annotation_count
@@ -403,6 +407,6 @@ class SnapshotWriter:
             if progress and time.monotonic() - last_report >= 1.0:
                 progress(result.counters["task_number"], total)
                 last_report = time.monotonic()
-        emit(b"]")
+        emit(b"]" if first else b"\n]")
         result.md5 = digest.hexdigest()
         return result
