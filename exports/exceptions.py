@@ -1,5 +1,5 @@
 from rest_framework import status
-from rest_framework.exceptions import APIException
+from rest_framework.exceptions import APIException, ValidationError
 
 
 class ExportNotCompleted(APIException):
@@ -16,3 +16,21 @@ class ExportFileMissing(APIException):
 
 class LeaseLost(Exception):
     """The job no longer holds its row (deleted, failed by the sweeper, or taken over)."""
+
+
+class ConversionRejected(ValidationError):
+    """A conversion that cannot start: the snapshot is not completed, or one of that format already started."""
+
+
+class FormatNotConverted(APIException):
+    status_code = status.HTTP_404_NOT_FOUND
+    default_detail = "This format is not converted yet."
+    default_code = "format_not_converted"
+
+
+class ExportConversionFailed(APIException):
+    """The easy export's converter could not convert the tasks (the detail says why)."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_detail = "The tasks could not be converted to this format."
+    default_code = "export_conversion_failed"

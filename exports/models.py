@@ -121,6 +121,14 @@ class ConvertedFormat(JobFields):
     export = models.ForeignKey(Export, on_delete=models.CASCADE, related_name="converted_formats")
     export_type = models.CharField(max_length=64)
     traceback = models.TextField(null=True, blank=True)  # noqa: DJ001 -- null in the API, as Label Studio
+    download_resources = models.BooleanField(default=False)  # asked for by `convert`; read by the job
+
+    class Meta:
+        constraints = [
+            # One row per format of a snapshot: a retry after a failure reuses the failed row (FAILED → CREATED),
+            # and two concurrent requests for the same format cannot both start a conversion.
+            models.UniqueConstraint(fields=["export", "export_type"], name="exports_one_conversion_per_type"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.export_type} of export #{self.export_id} ({self.status})"

@@ -1,6 +1,8 @@
+from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
 from config.api.serializers import DynamicFieldsMixin
+from exports.converters.registry import FORMATS, get_format
 from exports.models import Status
 from projects.serializers import ProjectSimpleSerializer
 from users.serializers import UserSimpleSerializer
@@ -78,9 +80,50 @@ class ExportCreateSerializer(serializers.Serializer):
     serialization_options = SerializationOptionsSerializer(required=False, allow_null=True, default=None)
 
 
+@extend_schema_serializer(component_name="ExportCreate")  # Label Studio's component name
 class ExportCreateResponseSerializer(ExportSerializer):
     """The created snapshot plus the options it applies."""
 
     task_filter_options = serializers.JSONField(read_only=True, allow_null=True)
     annotation_filter_options = serializers.JSONField(read_only=True, allow_null=True)
     serialization_options = serializers.JSONField(read_only=True, allow_null=True)
+
+
+class ExportFormatSerializer(serializers.Serializer):
+    """One entry of a project's export formats list (Label Studio's shape, without its documentation `link`)."""
+
+    name = serializers.CharField(read_only=True, help_text="The value to send as `export_type`/`exportType`.")
+    title = serializers.CharField(read_only=True)
+    description = serializers.CharField(read_only=True)
+    # Not read-only: the schema would then list them as always present, and they are only there when they apply.
+    tags = serializers.ListField(
+        child=serializers.CharField(), required=False, help_text="Present when the format has tags."
+    )
+    disabled = serializers.BooleanField(
+        required=False, help_text="Present, and true, when the project's label config cannot use it."
+    )
+
+
+class ExportConvertSerializer(serializers.Serializer):
+    """Input of a conversion; `enabled_formats` (names) comes in the context."""
+
+    export_type = serializers.CharField(help_text="The format to convert the snapshot to, e.g. CSV (case-sensitive).")
+    download_resources = serializers.BooleanField(
+        required=False, default=False, help_text="Let converters that pack media files fetch them."
+    )
+
+    def validate_export_type(self, value: str) -> str:
+        if get_format(value) is None:
+            raise serializers.ValidationError(f"{value} is not supported export format")  # Label Studio's text
+        enabled = self.context["enabled_formats"]
+        if value not in enabled:
+            names = ", ".join(fmt.name for fmt in FORMATS if fmt.name in enabled)
+            raise serializers.ValidationError(
+                f"{value} is not supported for this project's labeling config. Enabled: {names}"
+            )
+        return value
+
+
+class ExportConvertResponseSerializer(serializers.Serializer):
+    export_type = serializers.CharField(read_only=True)
+    converted_format = serializers.IntegerField(read_only=True, help_text="The id of the conversion's row.")

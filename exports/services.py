@@ -2,16 +2,19 @@
 
 import logging
 import os
+import shutil
 import socket
+import time
 from datetime import UTC, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from exports import jobs, queue, storage
-from exports.models import ConvertedFormat, Export, Status
+from exports import jobs, parallel, queue, storage
+from exports.exceptions import ConversionRejected
+from exports.models import ConvertedFormat, Export, JobQuerySet, Status
 from projects.models import Project
 from users.models import User
 
@@ -22,6 +25,13 @@ LEASE_EXPIRED = (
     "Create a new snapshot to try again."
 )
 OWNER_GONE = "The process writing this snapshot (pid {pid}) stopped before it finished. Create a new snapshot."
+CONVERSION_LEASE_EXPIRED = (
+    "The conversion stopped renewing its lease (its worker or process probably died); no file was made. "
+    "Convert again to retry."
+)
+CONVERSION_OWNER_GONE = (
+    "The process converting this snapshot (pid {pid}) stopped before it finished. Convert again to retry."
+)
 
 
 def default_title(project: Project) -> str:
@@ -68,6 +78,54 @@ def exports_delete(*, exports: QuerySet) -> None:
     transaction.on_commit(remove_files)
 
 
+def export_convert(*, export: Export, export_type: str, download_resources: bool = False) -> ConvertedFormat:
+    """Start converting a completed snapshot to `export_type` (a format the caller checked); returns at once.
+
+    A snapshot has one conversion per format. While it exists and has not failed, another is refused
+    (Label Studio's `Conversion to CSV already started`); a failed one is reused for the retry (FAILED →
+    CREATED, its reason and any file dropped), so `converted_formats` never lists a format twice.
+    Uses the snapshot's prefetched `converted_formats` when the caller loaded them. Each write is one statement,
+    so no transaction wraps them; the job is enqueued for when the caller's transaction, if any, commits.
+    """
+    if export.status != Status.COMPLETED:
+        raise ConversionRejected(
+            f"Export is not completed (status: {export.status}); convert it once its status is completed."
+        )
+    already = f"Conversion to {export_type} already started"
+    existing = next((cf for cf in export.converted_formats.all() if cf.export_type == export_type), None)
+    if existing is None:
+        try:
+            with transaction.atomic():
+                converted = ConvertedFormat.objects.create(
+                    export=export, export_type=export_type, download_resources=download_resources
+                )
+        except IntegrityError as exc:  # another request created it since the snapshot was read
+            raise ConversionRejected(already) from exc
+    elif ConvertedFormat.objects.transition(
+        existing.pk,
+        Status.CREATED,
+        traceback=None,
+        file="",
+        finished_at=None,
+        created_at=timezone.now(),  # the sweep requeues by age: a retry starts its wait afresh
+        download_resources=download_resources,
+    ):
+        converted = existing
+        if existing.file:
+            transaction.on_commit(lambda name=existing.file: _remove_quietly(name))
+    else:
+        raise ConversionRejected(already)
+    queue.enqueue(jobs.run_conversion, converted.pk)
+    return converted
+
+
+def _remove_quietly(name: str) -> None:
+    try:
+        storage.remove(name)
+    except OSError:
+        logger.exception("Could not remove export file %s", name)
+
+
 def _owner_is_dead(owner: str) -> int | None:
     """The owner's pid when it ran on this host and that process no longer exists; None otherwise."""
     host, _, rest = owner.partition(":")
@@ -86,30 +144,58 @@ def _owner_is_dead(owner: str) -> int | None:
     return None
 
 
-def jobs_recover(*, requeue_older_than: float | None = None) -> dict[str, int]:
-    """Fail snapshots whose job died (expired lease, or a dead process on this host), and requeue snapshots
-    created more than `requeue_older_than` seconds ago that no job has claimed (None: requeue none).
-    Safe to run from many processes at once: a requeued job that finds its snapshot claimed does nothing."""
+def _fail_dead_jobs(objects: JobQuerySet, *, reason_field: str, expired: str, owner_gone: str) -> int:
+    """Fail the rows whose lease expired, or whose owner was a process of this host that no longer exists."""
     failed = 0
-    for export_id in Export.objects.lease_expired().values_list("pk", flat=True):
-        failed += Export.objects.transition(
-            export_id, Status.FAILED, only_if={"lease_expires_at__lt": timezone.now()}, reason=LEASE_EXPIRED
+    for pk in objects.lease_expired().values_list("pk", flat=True):
+        failed += objects.transition(
+            pk, Status.FAILED, only_if={"lease_expires_at__lt": timezone.now()}, **{reason_field: expired}
         )
-    running = Export.objects.filter(status=Status.IN_PROGRESS).values_list("pk", "lease_owner")
-    for export_id, owner in running:
+    for pk, owner in objects.filter(status=Status.IN_PROGRESS).values_list("pk", "lease_owner"):
         pid = _owner_is_dead(owner)
         if pid is not None:
-            failed += Export.objects.transition(
-                export_id, Status.FAILED, only_if={"lease_owner": owner}, reason=OWNER_GONE.format(pid=pid)
+            failed += objects.transition(
+                pk, Status.FAILED, only_if={"lease_owner": owner}, **{reason_field: owner_gone.format(pid=pid)}
             )
+    return failed
+
+
+def _remove_abandoned_conversion_folders(*, older_than: float) -> int:
+    """Delete converters' scratch folders that a killed process left (a live job touches its folder as it runs)."""
+    removed = 0
+    deadline = time.time() - older_than
+    for path in storage.scratch_folder().glob(f"{jobs.CONVERSION_SCRATCH_PREFIX}*"):
+        try:
+            if path.is_dir() and path.stat().st_mtime < deadline:
+                shutil.rmtree(path, ignore_errors=True)
+                removed += 1
+        except FileNotFoundError:
+            continue
+    return removed
+
+
+def jobs_recover(*, requeue_older_than: float | None = None) -> dict[str, int]:
+    """Fail snapshots and conversions whose job died (expired lease, or a dead process on this host), and requeue
+    those created more than `requeue_older_than` seconds ago that no job has claimed (None: requeue none).
+    Safe to run from many processes at once: a requeued job that finds its row claimed does nothing."""
+    failed = _fail_dead_jobs(Export.objects.all(), reason_field="reason", expired=LEASE_EXPIRED, owner_gone=OWNER_GONE)
+    failed += _fail_dead_jobs(
+        ConvertedFormat.objects.all(),
+        reason_field="traceback",
+        expired=CONVERSION_LEASE_EXPIRED,
+        owner_gone=CONVERSION_OWNER_GONE,
+    )
     storage.remove_abandoned_scratch(older_than=2 * settings.EXPORT_LEASE_SECONDS)
+    _remove_abandoned_conversion_folders(older_than=2 * settings.EXPORT_LEASE_SECONDS)
+    parallel.remove_abandoned_parts()
     requeued = 0
     if requeue_older_than is not None:
         cutoff = timezone.now() - timedelta(seconds=requeue_older_than)
-        waiting = Export.objects.filter(status=Status.CREATED, created_at__lte=cutoff)
-        for export_id in waiting.values_list("pk", flat=True):
-            queue.submit(jobs.run_export, export_id)
-            requeued += 1
+        for job, objects in ((jobs.run_export, Export.objects), (jobs.run_conversion, ConvertedFormat.objects)):
+            waiting = objects.filter(status=Status.CREATED, created_at__lte=cutoff)
+            for pk in waiting.values_list("pk", flat=True):
+                queue.submit(job, pk)
+                requeued += 1
     if failed or requeued:
         logger.info("Recovered export jobs: %s failed, %s requeued", failed, requeued)
     return {"failed": failed, "requeued": requeued}

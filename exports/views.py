@@ -1,4 +1,4 @@
-from django.http import StreamingHttpResponse
+from django.http import FileResponse, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils.http import content_disposition_header
 from drf_spectacular.types import OpenApiTypes
@@ -8,23 +8,40 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api.files import ranged_file_response
 from config.api.pagination import OptionalPagination
 from config.api.views import DynamicFieldsViewMixin
 from exports import easy, storage
-from exports.exceptions import ExportFileMissing, ExportNotCompleted
+from exports.converters.availability import enabled_format_names, format_choices, label_config_of
+from exports.converters.registry import FORMATS, ConversionError, get_format
+from exports.exceptions import ExportConversionFailed, ExportFileMissing, ExportNotCompleted, FormatNotConverted
 from exports.models import Export, Status
 from exports.selectors import export_for_api
-from exports.serializers import ExportCreateResponseSerializer, ExportCreateSerializer, ExportSerializer
-from exports.services import export_create, exports_delete
-from projects.views import ProjectMixin
+from exports.serializers import (
+    ExportConvertResponseSerializer,
+    ExportConvertSerializer,
+    ExportCreateResponseSerializer,
+    ExportCreateSerializer,
+    ExportFormatSerializer,
+    ExportSerializer,
+)
+from exports.services import export_convert, export_create, exports_delete
+from projects.views import ProjectMixin, visible_projects
 
 LIST_LIMIT = 100
-SNAPSHOT_TYPES = {"JSON"}
+FORMAT_NAMES = [fmt.name for fmt in FORMATS]
+EASY_EXPORT_CHUNK = 256 * 1024
 
 
 @extend_schema_view(
-    get=extend_schema(operation_id="api_projects_exports_list"),
+    get=extend_schema(
+        operation_id="api_projects_exports_list",
+        description=(
+            "The project's snapshots, newest first: a plain array of the newest 100, as Label Studio. "
+            "Sending `page` and/or `page_size` (as the project list) answers the page object "
+            "`{count, next, previous, results}` instead; those two parameters are left out of this schema so "
+            "that generated clients keep Label Studio's array type."
+        ),
+    ),
 )
 class ExportListAPI(ProjectMixin, DynamicFieldsViewMixin, generics.ListAPIView):
     serializer_class = ExportSerializer
@@ -55,6 +72,19 @@ class ExportListAPI(ProjectMixin, DynamicFieldsViewMixin, generics.ListAPIView):
         export = Export.objects.with_api_relations().get(pk=export.pk)
         data = ExportCreateResponseSerializer(export, context=self.get_serializer_context()).data
         return Response(data, status=status.HTTP_201_CREATED)
+
+
+def file_responses(status: int, description: str) -> dict:
+    """A file response documented under each content type the formats are served with."""
+    # JSON files are documented as any JSON value (clients parse them), the others as bytes; a binary type
+    # comes first so generated clients treat the answer as a file.
+    content_types = sorted({fmt.content_type for fmt in FORMATS}, key=lambda kind: (kind == "application/json", kind))
+    return {
+        (status, kind): OpenApiResponse(
+            OpenApiTypes.ANY if kind == "application/json" else OpenApiTypes.BINARY, description=description
+        )
+        for kind in content_types
+    }
 
 
 class ExportMixin:
@@ -90,31 +120,103 @@ class ExportDetailAPI(ExportMixin, DynamicFieldsViewMixin, generics.RetrieveDest
         exports_delete(exports=Export.objects.filter(pk=instance.pk))
 
 
+def unknown_type_error(parameter: str, export_type: str) -> ValidationError:
+    valid = ", ".join(fmt.name for fmt in FORMATS)
+    return ValidationError({parameter: [f"{export_type} is not a supported export type. Valid: {valid}"]})
+
+
 class ExportDownloadAPI(ExportMixin, APIView):
     @extend_schema(
         operation_id="api_projects_exports_download_retrieve",
-        parameters=[OpenApiParameter("exportType", OpenApiTypes.STR, description="JSON (default)")],
+        description=(
+            "The snapshot file, or with `exportType` the file of a completed conversion to that format (404 until "
+            "`convert` has made it). Single byte ranges (`Range: bytes=a-b`, `bytes=-n`) are honoured."
+        ),
+        parameters=[
+            OpenApiParameter(
+                "exportType",
+                OpenApiTypes.STR,
+                enum=FORMAT_NAMES,
+                description="JSON (the snapshot, default) or a format the snapshot was converted to.",
+            )
+        ],
         responses={
-            (200, "application/json"): OpenApiResponse(OpenApiTypes.BINARY, description="The snapshot file"),
-            (206, "application/json"): OpenApiResponse(OpenApiTypes.BINARY, description="A byte range of it"),
+            **file_responses(200, "The file (its content type depends on the format)"),
+            **file_responses(206, "A byte range of it"),
+            404: OpenApiResponse(description="The snapshot is not completed, or the format is not converted yet"),
         },
     )
     def get(self, request, pk, export_pk):
         export = self.get_export()
         export_type = request.query_params.get("exportType") or request.query_params.get("export_type") or "JSON"
-        if export_type not in SNAPSHOT_TYPES:
-            valid = ", ".join(sorted(SNAPSHOT_TYPES))
-            raise ValidationError({"exportType": [f"{export_type} is not a supported export type. Valid: {valid}"]})
+        fmt = get_format(export_type)
+        if fmt is None:
+            raise unknown_type_error("exportType", export_type)
         if export.status != Status.COMPLETED or not export.file:
             raise ExportNotCompleted(f"Export is not completed (status: {export.status}).")
+        if export_type == "JSON":
+            name, content_type, extension = export.file, "application/json", "json"
+        else:
+            converted = next((cf for cf in export.converted_formats.all() if cf.export_type == export_type), None)
+            self.check_converted(export_type, converted)
+            name, content_type, extension = converted.file, fmt.content_type, fmt.extension
         try:
-            handle = storage.export_storage().open(export.file, "rb")
-            size = storage.export_storage().size(export.file)
+            return storage.serve_export_file(
+                request, name, filename=export.download_name(extension), content_type=content_type
+            )
         except FileNotFoundError as exc:
             raise ExportFileMissing() from exc
-        return ranged_file_response(
-            request, handle, size=size, content_type="application/json", filename=export.download_name("json")
-        )
+
+    @staticmethod
+    def check_converted(export_type: str, converted) -> None:
+        if converted is None:
+            raise FormatNotConverted(f"{export_type} format is not converted yet: convert the snapshot to it first.")
+        if converted.status == Status.FAILED:
+            raise FormatNotConverted(f"Conversion to {export_type} failed: {converted.traceback or 'no reason given'}")
+        if converted.status != Status.COMPLETED or not converted.file:
+            raise FormatNotConverted(
+                f"Conversion to {export_type} is not completed yet (status: {converted.status}); try again shortly."
+            )
+
+
+class ExportConvertAPI(ExportMixin, APIView):
+    @extend_schema(
+        operation_id="api_projects_exports_convert_create",
+        summary="Export conversion",
+        description=(
+            "Start converting a completed snapshot to one of the project's enabled formats. The conversion runs in "
+            "the background: poll the snapshot's `converted_formats` until it is `completed` (or `failed`, with "
+            "its reason in `traceback`), then download it with `exportType`. A format already converted or being "
+            "converted is refused; a failed one may be converted again."
+        ),
+        request=ExportConvertSerializer,
+        responses={200: ExportConvertResponseSerializer},
+    )
+    def post(self, request, pk, export_pk):
+        export = self.get_export()
+        enabled = enabled_format_names(label_config_of(export.project))
+        serializer = ExportConvertSerializer(data=request.data, context={"enabled_formats": enabled})
+        serializer.is_valid(raise_exception=True)
+        converted = export_convert(export=export, **serializer.validated_data)
+        data = ExportConvertResponseSerializer(
+            {"export_type": converted.export_type, "converted_format": converted.pk}
+        ).data
+        return Response(data)
+
+
+class ExportFormatsAPI(APIView):
+    @extend_schema(
+        operation_id="api_projects_export_formats_retrieve",
+        summary="Export formats",
+        description=(
+            "Every export format with whether this project's label config can produce it: enabled formats first, "
+            "then those marked `disabled: true`."
+        ),
+        responses={200: ExportFormatSerializer(many=True)},
+    )
+    def get(self, request, pk):
+        project = get_object_or_404(visible_projects(request).only("id", "label_config"), pk=pk)
+        return Response(format_choices(label_config_of(project)))
 
 
 class ExportAPI(ProjectMixin, APIView):
@@ -143,8 +245,13 @@ class ExportAPI(ProjectMixin, APIView):
             name = "exportType" if attrs.get("exportType") else "export_type"
             export_type = attrs.pop("exportType", "") or attrs.get("export_type") or "JSON"
             if export_type not in easy.EXPORT_TYPES:
-                valid = ", ".join(easy.EXPORT_TYPES)
-                raise ValidationError({name: [f"{export_type} is not a supported export type. Valid: {valid}"]})
+                raise unknown_type_error(name, export_type)
+            if export_type not in easy.STREAMED_TYPES:
+                enabled = enabled_format_names(label_config_of(self.context["project"]))
+                if export_type not in enabled:
+                    names = ", ".join(fmt for fmt in easy.EXPORT_TYPES if fmt in enabled)
+                    message = f"{export_type} is not supported for this project's labeling config. Enabled: {names}"
+                    raise ValidationError({name: [message]})
             return {**attrs, "export_type": export_type}
 
     SCALAR_PARAMS = ("exportType", "export_type", "download_all_tasks", "download_resources", "interpolate_key_frames")
@@ -169,9 +276,10 @@ class ExportAPI(ProjectMixin, APIView):
         operation_id="api_projects_export_retrieve",
         summary="Easy export",
         description=(
-            "Streams the project's tasks as one file while it is built. By default only tasks with at least "
-            "one annotation (cancelled ones included) are exported; `download_all_tasks=true` exports them all. "
-            "`download_resources` is accepted for compatibility and ignored: media files are never bundled."
+            "The project's tasks as one file. JSON and JSON_MIN are streamed while they are built; every other "
+            "format enabled for the project's label config is converted first, then sent. By default only tasks "
+            "with at least one annotation (cancelled ones included) are exported; `download_all_tasks=true` "
+            "exports them all."
         ),
         parameters=[
             OpenApiParameter(
@@ -190,7 +298,10 @@ class ExportAPI(ProjectMixin, APIView):
                 description="Export every task, not only those with annotations.",
             ),
             OpenApiParameter(
-                "download_resources", OpenApiTypes.BOOL, description="Accepted and ignored (no media files)."
+                "download_resources",
+                OpenApiTypes.BOOL,
+                default=True,
+                description="Let converters that pack media files fetch them (JSON and JSON_MIN ignore it).",
             ),
             OpenApiParameter(
                 "interpolate_key_frames",
@@ -205,29 +316,56 @@ class ExportAPI(ProjectMixin, APIView):
                 description="Only these task ids; `ids[]=1&ids[]=2` and `ids=1,2` are accepted too.",
             ),
         ],
-        responses={
-            (200, "application/json"): OpenApiResponse(
-                OpenApiTypes.BINARY, description="The export file: a JSON array of tasks (JSON) or records (JSON_MIN)"
-            ),
-        },
+        responses=file_responses(
+            200, "The file: a JSON array of tasks (JSON) or records (JSON_MIN), or the converted file"
+        ),
     )
     def get(self, request, pk):
         project = self.get_project()
-        serializer = self.InputSerializer(data=self.read_params(request.query_params))
+        serializer = self.InputSerializer(data=self.read_params(request.query_params), context={"project": project})
         serializer.is_valid(raise_exception=True)
         options = serializer.validated_data
+        export_type = options["export_type"]
+        if export_type not in easy.STREAMED_TYPES:
+            return self.converted_response(request, project, options)
         if request.method == "HEAD":
             chunks = iter(())  # the headers only, without building the file
         else:
             chunks = easy.easy_export_stream(
                 project=project,
-                export_type=options["export_type"],
+                export_type=export_type,
                 download_all_tasks=options["download_all_tasks"],
                 task_ids=options.get("ids"),
                 interpolate_key_frames=options["interpolate_key_frames"],
             )
         name = easy.easy_export_name(project_id=project.pk)
         response = StreamingHttpResponse(chunks, content_type="application/json")
+        return self.attachment(response, name)
+
+    @staticmethod
+    def attachment(response, name: str):
         response["Content-Disposition"] = content_disposition_header(as_attachment=True, filename=name)
         response["filename"] = name
         return response
+
+    def converted_response(self, request, project, options):
+        """A format made by a converter: built in full first (its scratch files are removed once it is sent)."""
+        fmt = get_format(options["export_type"])
+        if request.method == "HEAD":
+            name = easy.easy_export_name(project_id=project.pk, extension=fmt.extension)
+            return self.attachment(HttpResponse(content_type=fmt.content_type), name)
+        try:
+            out, name, fmt = easy.easy_export_converted(
+                project=project,
+                export_type=fmt.name,
+                download_all_tasks=options["download_all_tasks"],
+                task_ids=options.get("ids"),
+                interpolate_key_frames=options["interpolate_key_frames"],
+                download_resources=options["download_resources"],
+            )
+        except ConversionError as exc:
+            raise ExportConversionFailed(f"Conversion to {fmt.name} failed: {exc}") from exc
+        # FileResponse sets Content-Length and closes (so removes) the scratch file once the body is sent.
+        response = FileResponse(out, content_type=fmt.content_type)
+        response.block_size = EASY_EXPORT_CHUNK
+        return self.attachment(response, name)

@@ -4,18 +4,32 @@ The records are the ones label-studio-sdk 2.1.2's converter writes for `JSON_MIN
 (`label_studio_sdk/converter/converter.py`, `convert_to_json_min`), which Label Studio serves for this
 format. A malformed result that would stop that converter with an exception (a region whose `value` is
 not an object, a `from_name` that is not a string, `choices` that is not a list) is kept or skipped here
-instead, so one bad region never fails a whole export.
+instead, so one bad region never fails a whole export; so is anything in a task's annotation list that
+is not an annotation object.
 """
 
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-__all__ = ["JsonMinConverter", "to_json_min"]
+import orjson
+
+if TYPE_CHECKING:
+    from exports.converters.registry import ConversionContext
+    from exports.converters.source import TaskSource
+
+__all__ = ["NO_ANNOTATION", "JsonMinConverter", "convert", "to_json_min"]
 
 # Control types whose single value is unwrapped: one choice becomes the bare string, one text the bare text.
 _SINGLE_VALUE_KEYS = {"Choices": "choices", "TextArea": "text"}
 _CHAT_TYPES = ("Chat", "chatmessage")
+_UNSEEN = object()  # a `from_name` whose control has not been looked up yet
+_BATCH = 256  # records encoded before they are written out
+# Checked in this order, a plain dict (all parsed JSON) skips the slower abstract-class check.
+_MAPPING = (dict, Mapping)
+# Stands for the missing annotation of a task whose annotation list is empty (compared by identity).
+NO_ANNOTATION: Mapping[str, Any] = MappingProxyType({})
 
 
 class JsonMinConverter:
@@ -27,29 +41,56 @@ class JsonMinConverter:
             (name, pattern) for name, info in label_config.items() if (pattern := _name_pattern(name, info)) is not None
         ]
         self._tags: dict[str, str | None] = {}
+        self._types: dict[str, str | None] = {}
 
-    def records(self, task: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    def records(self, task: Mapping[str, Any]) -> list[dict[str, Any]]:
         """The task's records: one per annotation that is not cancelled, newest first.
 
         A task with no annotations at all gives one record of its data; a task whose annotations are all
         cancelled gives none (both as Label Studio).
+        """
+        records = []
+        for annotation in self.exported_annotations(task):
+            if annotation is NO_ANNOTATION:
+                records.append(self._record(task, {}, annotation))
+                continue
+            record = self._record(task, self._outputs(annotation.get("result") or ()), annotation)
+            if "agreement" in task:
+                record["agreement"] = task["agreement"]
+            records.append(record)
+        return records
+
+    def annotation_outputs(
+        self, task: Mapping[str, Any]
+    ) -> Iterator[tuple[Mapping[str, Any], dict[str, list[tuple[str, Mapping[str, Any]]]]]]:
+        """Each exported annotation of the task (see `exported_annotations`) with its regions grouped by
+        control name, each as (type, value) (see `_outputs`)."""
+        for annotation in self.exported_annotations(task):
+            yield annotation, self._outputs(annotation.get("result") or ()) if annotation is not NO_ANNOTATION else {}
+
+    @staticmethod
+    def exported_annotations(task: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+        """The annotations of `records`, in its order: not cancelled nor skipped, newest first.
+
+        A task with an empty annotation list gives `NO_ANNOTATION` (an empty mapping), so the task's
+        data still makes a record; a task without the key gives nothing.
         """
         if "annotations" in task:
             annotations = task["annotations"]
         elif "completions" in task:  # the pre-1.0 name, still read by Label Studio's converter
             annotations = task["completions"]
         else:
-            return
+            return []
         if not annotations:
-            yield self._record(task, {}, {})
-            return
-        kept = [a for a in annotations if not (a.get("skipped", False) or a.get("was_cancelled", False))]
-        # Newest first by the creation time as written (ISO text); ties keep their order (a stable sort).
-        for annotation in sorted(kept, key=lambda a: a.get("created_at", 0), reverse=True):
-            record = self._record(task, self._outputs(annotation.get("result") or []), annotation)
-            if "agreement" in task:
-                record["agreement"] = task["agreement"]
-            yield record
+            return [NO_ANNOTATION]
+        if not isinstance(annotations, list):
+            return []  # not annotations at all; Label Studio's converter would stop here
+        # Anything but an object in the list is not an annotation and is passed over.
+        kept = [a for a in annotations if isinstance(a, dict) and not (a.get("skipped") or a.get("was_cancelled"))]
+        if len(kept) > 1:
+            # Newest first by the creation time as written (ISO text); ties keep their order (a stable sort).
+            kept.sort(key=_created_at, reverse=True)
+        return kept
 
     def tag_for(self, from_name: str) -> str | None:
         """The control a result's `from_name` belongs to: the same name, else the longest matching
@@ -68,43 +109,93 @@ class JsonMinConverter:
                 best, best_length = name, len(pattern.pattern)
         return best
 
-    def _outputs(self, result: Iterable[Any]) -> dict[str, list[dict[str, Any]]]:
-        """Region values grouped by `from_name`, each tagged with its control's type."""
-        outputs: dict[str, list[dict[str, Any]]] = {}
+    def control_type(self, from_name: str) -> str | None:
+        """The type of the control a `from_name` belongs to (see `tag_for`), None when it has none."""
+        kind = self._types.get(from_name, _UNSEEN)
+        if kind is _UNSEEN:
+            tag = self.tag_for(from_name)
+            kind = self._types[from_name] = self.schema[tag]["type"] if tag is not None else None
+        return kind
+
+    def region_type(self, region: Any) -> str | None:
+        """The type a result region is exported under (its control's type), None when it is left out.
+
+        Regions of unknown controls are left out, except chat messages and, in a config without control
+        tags (custom interfaces), every region, typed by itself.
+        """
+        if not isinstance(region, _MAPPING):
+            return None
+        from_name = region.get("from_name")
+        if not from_name or not isinstance(from_name, str):
+            return None
+        kind = self.control_type(from_name)
+        if kind is not None:
+            return kind
+        if region.get("type") == "chatmessage":
+            return "chatmessage"
+        if not self.schema:
+            return region.get("type") or "unknown"
+        return None
+
+    def _outputs(self, result: Iterable[Any]) -> dict[str, list[tuple[str, Mapping[str, Any]]]]:
+        """Regions grouped by `from_name`, each as (its control's type, its value).
+
+        The value is the region's own `value` object, not a copy (only read, and only while its task
+        is), with any `type` key left out and the image size of the region added, as Label Studio's
+        converter writes it.
+        """
+        outputs: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
+        types = self._types
         for region in result:
-            if not isinstance(region, Mapping):
+            # `region_type`, inlined: this runs for every region of every exported annotation.
+            if not isinstance(region, _MAPPING):
                 continue
             from_name = region.get("from_name")
             if not from_name or not isinstance(from_name, str):
                 continue
-            tag = self.tag_for(from_name)
+            kind = types.get(from_name, _UNSEEN)
+            if kind is _UNSEEN:
+                kind = self.control_type(from_name)
+            sized = True
+            if kind is None:
+                if region.get("type") == "chatmessage":
+                    kind, sized = "chatmessage", False  # outside the config: no image size, as Label Studio
+                elif not self.schema:
+                    kind = region.get("type") or "unknown"
+                else:
+                    continue
             value = region.get("value")
-            value = dict(value) if isinstance(value, Mapping) else {}
-            if tag is not None:
-                value["type"] = self.schema[tag]["type"]
-            elif region.get("type") == "chatmessage":
-                value["type"] = "chatmessage"
-                outputs.setdefault(from_name, []).append(value)
-                continue
-            elif not self.schema:
-                # A config without control tags (custom interfaces) keeps every region, typed by itself.
-                value["type"] = region.get("type") or "unknown"
+            if not isinstance(value, _MAPPING):
+                value = {}
+            elif "type" in value:
+                value = {key: item for key, item in value.items() if key != "type"}
+            if sized and ("original_width" in region or "original_height" in region):
+                value = dict(value)
+                if "original_width" in region:
+                    value["original_width"] = region["original_width"]
+                if "original_height" in region:
+                    value["original_height"] = region["original_height"]
+            group = outputs.get(from_name)
+            if group is None:
+                outputs[from_name] = [(kind, value)]
             else:
-                continue
-            for key in ("original_width", "original_height"):
-                if key in region:
-                    value[key] = region[key]
-            outputs.setdefault(from_name, []).append(value)
+                group.append((kind, value))
         return outputs
 
     @staticmethod
     def _record(task: Mapping[str, Any], outputs: dict[str, list], annotation: Mapping[str, Any]) -> dict[str, Any]:
         data = task.get("data")
-        record = dict(data) if isinstance(data, Mapping) else {}
+        record = dict(data) if isinstance(data, _MAPPING) else {}
         if task.get("id") is not None:
             record["id"] = task["id"]
         for name, values in outputs.items():
-            record[name] = _prettify(values)
+            if len(values) == 1 and values[0][0] in _SINGLE_VALUE_KEYS:
+                # `_prettify` of one Choices/TextArea region, inlined (the commonest control by far).
+                kind, value = values[0]
+                single = value.get(_SINGLE_VALUE_KEYS[kind])
+                record[name] = single[0] if isinstance(single, (list, str)) and len(single) == 1 else value
+            else:
+                record[name] = _prettify(values)
         record["annotator"] = _annotator(annotation.get("completed_by", {}))
         record["annotation_id"] = annotation.get("id")
         record["created_at"] = annotation.get("created_at")
@@ -118,6 +209,34 @@ def to_json_min(tasks: Iterable[Mapping[str, Any]], label_config: Mapping[str, M
     converter = JsonMinConverter(label_config)
     for task in tasks:
         yield from converter.records(task)
+
+
+def convert(source: "TaskSource", out: BinaryIO, context: "ConversionContext") -> None:
+    """Write the JSON_MIN file: a JSON array of records, each indented by two spaces, one task at a time.
+
+    The layout is the SDK converter's `result.json` (written with `ujson`) byte for byte: `[`, the
+    records separated by `,` and a line break, `]`, non-ASCII characters as UTF-8 and `/` as `\\/`. The
+    one known difference is a float below 1e-4 with few digits, written `0.00001` where the SDK writes
+    `1e-5`; both read back as the same number.
+    """
+    converter = JsonMinConverter(context.label_config)
+    out.write(b"[\n")
+    batch: list[bytes] = []  # encoded records, written a few hundred at a time
+    first = True
+    for task in source.tasks():
+        for record in converter.records(task):
+            # A `/` occurs only inside JSON strings, where `\/` is the same character.
+            batch.append(orjson.dumps(record, option=orjson.OPT_INDENT_2).replace(b"/", b"\\/"))
+            if len(batch) >= _BATCH:
+                out.write((b"" if first else b",\n") + b",\n".join(batch))
+                batch, first = [], False
+    if batch:
+        out.write((b"" if first else b",\n") + b",\n".join(batch))
+    out.write(b"\n]")
+
+
+def _created_at(annotation: Mapping[str, Any]) -> Any:
+    return annotation.get("created_at", 0)
 
 
 def _name_pattern(name: str, info: Mapping[str, Any]) -> re.Pattern | None:
@@ -134,21 +253,18 @@ def _name_pattern(name: str, info: Mapping[str, Any]) -> re.Pattern | None:
         return None
 
 
-def _prettify(values: list[dict[str, Any]]) -> Any:
-    """A control's regions without their type; one Choices/TextArea region with one value becomes that value."""
+def _prettify(values: list[tuple[str, Mapping[str, Any]]]) -> Any:
+    """A control's region values; one Choices/TextArea region with one value becomes that value."""
     out: list[Any] = []
     kind = None
-    for value in values:
-        item = dict(value)
-        kind = item.pop("type")
+    for kind, value in values:
         key = _SINGLE_VALUE_KEYS.get(kind)
-        single = item.get(key) if key else None
-        if isinstance(single, list | str) and len(single) == 1:
-            out.append(single[0])
-        elif kind in _CHAT_TYPES:
-            out.append(item.get("chatmessage", item))
-        else:
-            out.append(item)
+        if key is not None:
+            single = value.get(key)
+            if isinstance(single, (list, str)) and len(single) == 1:
+                out.append(single[0])
+                continue
+        out.append(value.get("chatmessage", value) if kind in _CHAT_TYPES else value)
     # The last region's type decides, as in Label Studio's converter.
     return out[0] if kind in _SINGLE_VALUE_KEYS and len(out) == 1 else out
 

@@ -88,6 +88,15 @@ FORMATS: tuple[Format, ...] = (
         "text/tab-separated-values",
     ),
     Format(
+        "CONLL2003",
+        "CoNLL 2003",
+        "Tokens with their named-entity tags in IOB form, one token per line, for sequence labelling.",
+        "exports.converters.conll:convert",
+        "conll",
+        "text/plain",
+        ("sequence labeling", "text tagging", "named entity recognition"),
+    ),
+    Format(
         "COCO",
         "COCO",
         "An object detection and segmentation dataset in COCO's JSON layout: boxes, polygons and keypoints.",
@@ -151,15 +160,6 @@ FORMATS: tuple[Format, ...] = (
         ("image segmentation", "object detection"),
     ),
     Format(
-        "CONLL2003",
-        "CoNLL 2003",
-        "Tokens with their named-entity tags in IOB form, one token per line, for sequence labelling.",
-        "exports.converters.conll:convert",
-        "conll",
-        "text/plain",
-        ("sequence labeling", "text tagging", "named entity recognition"),
-    ),
-    Format(
         "BRUSH_TO_NUMPY",
         "Brush masks as NumPy",
         "Each brush mask decoded to a 2-D NumPy array file, one per region.",
@@ -182,8 +182,8 @@ FORMATS: tuple[Format, ...] = (
         "ASR manifest",
         "Audio transcriptions as a JSON-lines manifest of audio path, duration and text, for speech models.",
         "exports.converters.asr:convert",
-        "json",
-        "application/json",
+        "zip",
+        ZIP,
         ("speech recognition",),
     ),
     Format(

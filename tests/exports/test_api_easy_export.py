@@ -14,6 +14,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from exports import easy
+from exports.converters.registry import FORMATS
 from exports.interpolation import interpolate_key_frames
 from projects.label_config import parse_label_config
 from projects.models import AnnotationDraft
@@ -232,7 +233,8 @@ def test_unknown_type_is_400_naming_the_valid_ones(api_client, project, paramete
     assert response.status_code == 400
     body = response.json()
     assert body["detail"] == "Validation error"
-    assert body["validation_errors"] == {parameter: ["FOO is not a supported export type. Valid: JSON, JSON_MIN"]}
+    valid = ", ".join(fmt.name for fmt in FORMATS)
+    assert body["validation_errors"] == {parameter: [f"FOO is not a supported export type. Valid: {valid}"]}
 
 
 def test_export_types_are_case_sensitive(api_client, project):
@@ -417,5 +419,11 @@ def test_schema_documents_the_operation():
         "interpolate_key_frames",
         "ids",
     }
-    assert "ignored" in operation["description"]
-    assert operation["responses"]["200"]["content"]["application/json"]["schema"]["format"] == "binary"
+    assert "streamed" in operation["description"]
+    assert "converted" in operation["description"]
+    content = operation["responses"]["200"]["content"]
+    assert content["text/csv"]["schema"]["format"] == "binary"
+    assert content["application/zip"]["schema"]["format"] == "binary"
+    assert "application/json" in content
+    enum = next(p for p in operation["parameters"] if p["name"] == "exportType")["schema"]["enum"]
+    assert sorted(enum) == sorted(fmt.name for fmt in FORMATS)  # spectacular sorts enums

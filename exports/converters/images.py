@@ -1,0 +1,315 @@
+"""Task images for the *_WITH_IMAGES exports: where the bytes may come from, and packing them into the archive.
+
+An image is included only when the service can read it without being turned against itself or its network:
+
+- a file the service stores itself: `/data/upload/<path>` (read from `DATA_DIR/media/upload/<path>`) or
+  `/data/local-files/?d=<path>` (read from `DATA_DIR/media/<path>`), when the real path, links followed, stays
+  inside `DATA_DIR/media`;
+- an http(s) URL whose host is listed in the `EXPORT_IMAGE_HOSTS` setting, when every address the host resolves
+  to is a public one (never private, loopback, link-local, shared, multicast or reserved). The connection goes to
+  an address that was checked, so a second DNS answer cannot redirect it; redirects are not followed, and the
+  download has a time limit and a size cap.
+
+Anything else (cloud storage URIs, other hosts, failed downloads) is left out, and the archive lists it with
+the reason in `images_not_included.json`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import io
+import ipaddress
+import os
+import socket
+import ssl
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import orjson
+
+__all__ = [
+    "DEFAULT_MAX_IMAGE_BYTES",
+    "DEFAULT_TIMEOUT_SECONDS",
+    "ArchiveImages",
+    "ImageFetcher",
+    "image_fetcher",
+    "image_size",
+]
+
+ImageFetcher = Callable[[str], tuple[bytes | None, str]]
+
+DEFAULT_MAX_IMAGE_BYTES = 50 * 1024 * 1024
+DEFAULT_TIMEOUT_SECONDS = 15.0
+NOT_INCLUDED_FILE = "images_not_included.json"
+_USER_AGENT = "ls-export-service image export"
+_CLOUD_SCHEMES = ("s3", "gs", "azure-blob")
+_REMEMBERED_SIZES = 1024
+
+
+class _Refused(Exception):
+    """The image is not fetched; the message is the reason listed in the archive."""
+
+
+def image_fetcher(
+    settings: Any,
+    *,
+    timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    max_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
+) -> ImageFetcher:
+    """A function from an image URL to `(bytes, "")`, or `(None, reason)` when the image is not included.
+
+    Reads `DATA_DIR` and `EXPORT_IMAGE_HOSTS` from `settings` once, when called.
+    """
+    media_root = Path(settings.DATA_DIR) / "media"
+    hosts = frozenset(_normal_host(host) for host in getattr(settings, "EXPORT_IMAGE_HOSTS", ()) or ())
+
+    def fetch(url: str) -> tuple[bytes | None, str]:
+        try:
+            if not isinstance(url, str) or not url:
+                raise _Refused("the image URL is empty")
+            if "\x00" in url:
+                raise _Refused("the URL contains a NUL character")
+            stored = stored_file(url, media_root)
+            if stored is not None:
+                return _read_stored(stored, max_bytes), ""
+            return _download(url, hosts, timeout, max_bytes), ""
+        except _Refused as refused:
+            return None, str(refused)
+        except Exception as exc:  # an unreadable image is listed, never a failed export
+            return None, f"could not be read ({exc.__class__.__name__})"
+
+    return fetch
+
+
+def stored_file(url: str, media_root: Path) -> Path | None:
+    """The path of a file the service stores for `url`; None when `url` is not such a URL.
+
+    Raises `_Refused` for a stored-file URL that points outside `media_root`.
+    """
+    parts = urlsplit(url)
+    if parts.scheme or parts.netloc:
+        return None
+    path = parts.path
+    if path.startswith("/data/upload/"):
+        relative = "upload/" + unquote(path[len("/data/upload/") :])
+    elif path.startswith(("upload/", "/upload/")):
+        relative = "upload/" + unquote(path.split("upload/", 1)[1])
+    elif path.rstrip("/") == "/data/local-files":
+        values = parse_qs(parts.query, keep_blank_values=True).get("d")
+        relative = values[-1] if values else ""
+        if not relative:
+            raise _Refused("the Local Storage URL names no file (no ?d=)")
+    else:
+        return None
+    return _inside(media_root, relative)
+
+
+def _inside(root: Path, relative: str) -> Path:
+    if "\x00" in relative:
+        raise _Refused("the path contains a NUL character")
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(os.path.join(real_root, relative.lstrip("/")))
+    if os.path.commonpath([real_root, real]) != real_root or real == real_root:
+        raise _Refused("the path leads outside the service's media folder")
+    return Path(real)
+
+
+def _read_stored(path: Path, max_bytes: int) -> bytes:
+    if not path.exists():
+        raise _Refused("the stored file does not exist")
+    if not path.is_file():  # checked before opening: opening a FIFO or device could block or never end
+        raise _Refused("the stored path is not a regular file")
+    with path.open("rb") as file:
+        data = file.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise _Refused(f"the file is larger than {max_bytes} bytes")
+    return data
+
+
+def _normal_host(host: str) -> str:
+    return host.strip().strip("[]").rstrip(".").lower()
+
+
+def address_allowed(address: str) -> bool:
+    """Whether a resolved address is public: not private, loopback, link-local, shared, multicast or reserved."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return not (
+        ip.is_private
+        or ip.is_loopback
+        or ip.is_link_local
+        or ip.is_multicast
+        or ip.is_reserved
+        or ip.is_unspecified
+        or not ip.is_global
+    )
+
+
+def _public_addresses(host: str, port: int) -> list[str]:
+    try:
+        answers = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError:
+        raise _Refused(f"the host {host} does not resolve") from None
+    addresses = list(dict.fromkeys(answer[4][0] for answer in answers))
+    if not addresses:
+        raise _Refused(f"the host {host} does not resolve")
+    for address in addresses:
+        if not address_allowed(address):
+            raise _Refused(f"the host {host} resolves to a non-public address ({address})")
+    return addresses
+
+
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """An HTTP connection to an address checked beforehand, whatever the host name resolves to later."""
+
+    def __init__(self, host: str, port: int, address: str, timeout: float):
+        super().__init__(host, port, timeout=timeout)
+        self._address = address
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection((self._address, self.port), self.timeout)
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    def __init__(self, host: str, port: int, address: str, timeout: float):
+        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
+        self._address = address
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self._address, self.port), self.timeout)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+
+
+def _download(url: str, hosts: Iterable[str], timeout: float, max_bytes: int) -> bytes:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme in _CLOUD_SCHEMES:
+        raise _Refused("cloud storage URLs are not fetched")
+    if scheme not in ("http", "https"):
+        raise _Refused("not an http(s) URL nor a file stored by the service")
+    if parts.username is not None or parts.password is not None:
+        raise _Refused("URLs with credentials are not fetched")
+    host = _normal_host(parts.hostname or "")
+    if not host or host not in hosts:
+        raise _Refused(f"the host {host or '(none)'} is not listed in EXPORT_IMAGE_HOSTS")
+    try:
+        port = parts.port or (443 if scheme == "https" else 80)
+    except ValueError:
+        raise _Refused("the URL has an invalid port") from None
+    address = _public_addresses(host, port)[0]
+    connection_class = _PinnedHTTPSConnection if scheme == "https" else _PinnedHTTPConnection
+    connection = connection_class(host, port, address, timeout)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    deadline = time.monotonic() + timeout
+    watchdog = None
+    try:
+        connection.connect()
+        # A server that sends a byte now and then never trips the socket timeout: cut it off at the deadline.
+        watchdog = threading.Timer(timeout, _cut_off, (connection.sock,))
+        watchdog.daemon = True
+        watchdog.start()
+        connection.request("GET", target, headers={"User-Agent": _USER_AGENT, "Accept": "image/*, */*;q=0.5"})
+        response = connection.getresponse()
+        if 300 <= response.status < 400:
+            raise _Refused(f"the server answered with a redirect (HTTP {response.status}), which is not followed")
+        if response.status != 200:
+            raise _Refused(f"the server answered HTTP {response.status}")
+        length = response.getheader("Content-Length")
+        if length and length.isdigit() and int(length) > max_bytes:
+            raise _Refused(f"the image is larger than {max_bytes} bytes")
+        body = io.BytesIO()
+        while block := response.read(min(65536, max_bytes + 1 - body.tell())):
+            body.write(block)
+            if body.tell() > max_bytes:
+                raise _Refused(f"the image is larger than {max_bytes} bytes")
+            if time.monotonic() > deadline:
+                raise _Refused(f"the download took longer than {timeout:g} s")
+        if time.monotonic() > deadline:  # the watchdog ended the body early
+            raise _Refused(f"the download took longer than {timeout:g} s")
+        return body.getvalue()
+    except TimeoutError:
+        raise _Refused(f"the download took longer than {timeout:g} s") from None
+    except ssl.SSLError as exc:
+        raise _Refused(f"TLS failed ({exc.reason or exc.__class__.__name__})") from None
+    except (OSError, http.client.HTTPException) as exc:
+        if time.monotonic() > deadline:
+            raise _Refused(f"the download took longer than {timeout:g} s") from None
+        raise _Refused(f"the download failed ({exc.__class__.__name__})") from None
+    finally:
+        if watchdog is not None:
+            watchdog.cancel()
+        connection.close()
+
+
+def _cut_off(sock: socket.socket | None) -> None:
+    if sock is not None:
+        with contextlib.suppress(OSError):  # already closed
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+def image_size(data: bytes) -> tuple[int, int] | None:
+    """The pixel size of encoded image bytes (read from the header only); None when they are not an image."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.size
+    except Exception:  # an undecodable or hostile file simply has no known size
+        return None
+
+
+class ArchiveImages:
+    """Packs task images into an open archive as they are met, and lists those left out, with the reason."""
+
+    def __init__(self, archive: Any, fetch: ImageFetcher, scratch_dir: Path):
+        self.archive = archive
+        self.fetch = fetch
+        # Sizes of the latest images, for an image met again (several annotations of a task share it).
+        self._sizes: OrderedDict[str, tuple[int, int] | None] = OrderedDict()
+        self._missing_path = Path(scratch_dir) / "images-not-included.jsonl"
+        self._missing = None
+        self.missing_count = 0
+
+    def add(self, member: str, url: str, task_id: Any) -> tuple[int, int] | None:
+        """Put the image at `member` in the archive; its pixel size, None when unknown or not included."""
+        data, reason = self.fetch(url)
+        size = None
+        if data is None:
+            self._note_missing(member, url, task_id, reason or "not available")
+        else:
+            self.archive.write(member, data, stored=True)  # images are compressed already
+            size = image_size(data)
+        self._sizes[member] = size
+        if len(self._sizes) > _REMEMBERED_SIZES:
+            self._sizes.popitem(last=False)
+        return size
+
+    def size_of(self, member: str) -> tuple[int, int] | None:
+        """The size of an image added before; None when unknown or added too long ago to be remembered."""
+        return self._sizes.get(member)
+
+    def _note_missing(self, member: str, url: str, task_id: Any, reason: str) -> None:
+        if self._missing is None:
+            self._missing = self._missing_path.open("wb")
+        record = {"task_id": task_id, "url": url, "file": member, "reason": reason}
+        self._missing.write((b",\n" if self.missing_count else b"\n") + orjson.dumps(record))
+        self.missing_count += 1
+
+    def finish(self) -> None:
+        """Write `images_not_included.json` (a JSON array) when any image was left out."""
+        if self._missing is None:
+            return
+        self._missing.close()
+        with self.archive.stream(NOT_INCLUDED_FILE) as listing:
+            listing.write(b"[")
+            with self._missing_path.open("rb") as lines:
+                while block := lines.read(1 << 20):
+                    listing.write(block)
+            listing.write(b"\n]\n")
