@@ -42,6 +42,21 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--get-requests", type=int, default=4000, help="GET snapshot requests in the load test")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--web-workers", type=int, default=2, help="gunicorn workers for the GET load test")
+    parser.add_argument(
+        "--parts",
+        type=int,
+        nargs="+",
+        default=[1],
+        help="snapshot each size written as N parallel parts (EXPORT_PARTS), once per value: e.g. --parts 1 2",
+    )
+    parser.add_argument(
+        "--part-workers",
+        choices=["threads", "processes"],
+        default="threads",
+        help="where the parts run: the web process's job pool (threads), or one warm worker process per part "
+        "(processes: what Celery workers do)",
+    )
+    parser.add_argument("--snapshots-only", action="store_true", help="skip the import and GET measurements")
     parser.add_argument("--json", type=Path, help="also write the results here")
     return parser.parse_args()
 
@@ -165,7 +180,9 @@ def call(port: int, method: str, path: str, token: str, body=None, raw: bytes | 
     return response.status, data, dict(response.getheaders())
 
 
-def measure_snapshot(env: dict, port: int, token: str, project_id: int, tasks: int) -> dict:
+def measure_snapshot(env: dict, port: int, token: str, project_id: int, tasks: int, parts: int = 1) -> dict:
+    if parts > 1:  # every snapshot split, by as many jobs as the in-process pool runs at once
+        env = {**env, "EXPORT_PARTS": str(parts), "EXPORT_PARALLEL_MIN_TASKS": "0", "JOBS_THREADS": str(parts)}
     server = Server(env, port, workers=1)
     try:
         call(port, "GET", f"/api/projects/{project_id}/exports/", token)  # warm up: imports, first request
@@ -184,6 +201,8 @@ def measure_snapshot(env: dict, port: int, token: str, project_id: int, tasks: i
         _, _, headers = call(port, "HEAD", f"/api/projects/{project_id}/exports/{export['id']}/download", token)
         return {
             "tasks": export["counters"]["task_number"],
+            "parts": parts,
+            "md5": export["md5"],
             "seconds": round(wall, 2),
             "tasks_per_second": round(tasks / wall),
             "bytes": int(headers["Content-Length"]),
@@ -193,6 +212,75 @@ def measure_snapshot(env: dict, port: int, token: str, project_id: int, tasks: i
         }
     finally:
         server.stop()
+
+
+PART_WORKER = """
+import json, os, sys
+import django
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+django.setup()
+from exports.parallel import run_export_part
+print("ready", flush=True)
+export_id, part = json.loads(sys.stdin.readline())
+run_export_part(export_id, part)
+"""
+
+
+def measure_snapshot_processes(env: dict, project_id: int, tasks: int, parts: int) -> dict:
+    """A split snapshot whose parts run in separate, already started worker processes (as Celery workers would).
+
+    This process claims and plans the snapshot (`run_export` with the parts held back), then hands one part
+    to each worker; the wall time runs from the claim to the completed row.
+    """
+    from django.conf import settings
+
+    from exports import jobs, parallel
+    from exports.models import Export
+
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", PART_WORKER],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(parts)
+    ]
+    for worker in workers:
+        assert worker.stdout.readline().strip() == "ready"
+    held: list[tuple] = []
+    submit = parallel.queue.submit
+    settings.EXPORT_PARTS, settings.EXPORT_PARALLEL_MIN_TASKS = parts, 0
+    parallel.queue.submit = lambda job, *args: held.append(args)
+    try:
+        export = Export.objects.create(project_id=project_id, title="bench")
+        started = time.monotonic()
+        jobs.run_export(export.pk)
+        assert len(held) == parts, held
+        for worker, args in zip(workers, held, strict=True):
+            worker.stdin.write(json.dumps(args) + "\n")
+            worker.stdin.flush()
+        while export.status not in ("completed", "failed"):
+            time.sleep(0.2)
+            export.refresh_from_db()
+        wall = time.monotonic() - started
+        for worker in workers:
+            worker.wait(timeout=600)
+    finally:
+        parallel.queue.submit = submit
+        settings.EXPORT_PARTS = 1
+    assert export.status == "completed", export.reason
+    return {
+        "tasks": export.counters["task_number"],
+        "parts": parts,
+        "part_workers": "processes",
+        "md5": export.md5,
+        "seconds": round(wall, 2),
+        "tasks_per_second": round(tasks / wall),
+        "export_id": export.pk,
+    }
 
 
 def measure_import(env: dict, port: int, token: str, user, count: int) -> dict:
@@ -346,10 +434,19 @@ def main() -> None:
     for count in args.tasks:
         print(f"snapshot of {count} tasks", flush=True)
         project = filled_project(user, count)
-        figures = measure_snapshot(env, args.port, token, project.pk, count)
-        print(f"  {figures}", flush=True)
-        results["snapshots"].append(figures)
-        last = (project.pk, figures["export_id"])
+        for parts in args.parts:
+            if args.part_workers == "processes" and parts > 1:
+                figures = measure_snapshot_processes(env, project.pk, count, parts)
+            else:
+                figures = measure_snapshot(env, args.port, token, project.pk, count, parts)
+            print(f"  {figures}", flush=True)
+            results["snapshots"].append(figures)
+            last = (project.pk, figures["export_id"])
+    if args.snapshots_only:
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=2))
+        print(json.dumps(results, indent=2))
+        return
     print(f"import of {args.import_tasks} tasks", flush=True)
     results["import"] = measure_import(env, args.port, token, user, args.import_tasks)
     print(f"  {results['import']}", flush=True)

@@ -1,6 +1,7 @@
 """The only settings module. Every value comes from the environment, with a safe default for local use."""
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -41,6 +42,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
+    "rest_framework_simplejwt.token_blacklist",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "users",
@@ -125,12 +127,58 @@ WHITENOISE_USE_FINDERS = True
 MEDIA_URL = "media/"
 MEDIA_ROOT = DATA_DIR / "media"
 
-STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "exports": {
+# Export files: a folder under DATA_DIR (the default), or an S3-compatible bucket through django-storages with
+# EXPORT_STORAGE=s3 (implied when AWS_STORAGE_BUCKET_NAME is set). Scratch files stay local in either case.
+EXPORT_STORAGE = os.environ.get("EXPORT_STORAGE") or ("s3" if os.environ.get("AWS_STORAGE_BUCKET_NAME") else "local")
+# Downloads stream through the service; with EXPORT_DOWNLOAD_REDIRECT=1 and a bucket they answer 302 to a
+# presigned URL valid for EXPORT_URL_EXPIRES seconds.
+EXPORT_DOWNLOAD_REDIRECT = env_bool("EXPORT_DOWNLOAD_REDIRECT", False)
+EXPORT_URL_EXPIRES = int(os.environ.get("EXPORT_URL_EXPIRES", "300"))
+
+
+def s3_export_storage() -> dict:
+    """The `exports` storage on a bucket; credentials may also come from boto3's usual chain (role, profile)."""
+    from botocore.config import Config
+
+    bucket = os.environ.get("AWS_STORAGE_BUCKET_NAME", "")
+    if not bucket:
+        raise ImproperlyConfigured("EXPORT_STORAGE=s3 needs AWS_STORAGE_BUCKET_NAME.")
+    addressing = os.environ.get("AWS_S3_ADDRESSING_STYLE") or None
+    return {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": bucket,
+            "endpoint_url": os.environ.get("AWS_S3_ENDPOINT_URL") or None,
+            "region_name": os.environ.get("AWS_S3_REGION_NAME") or None,
+            "access_key": os.environ.get("AWS_ACCESS_KEY_ID") or None,
+            "secret_key": os.environ.get("AWS_SECRET_ACCESS_KEY") or None,
+            "location": os.environ.get("AWS_LOCATION", ""),
+            "file_overwrite": True,
+            "default_acl": None,
+            "querystring_expire": EXPORT_URL_EXPIRES,
+            "client_config": Config(
+                signature_version="s3v4",
+                s3={"addressing_style": addressing} if addressing else {},
+                connect_timeout=int(os.environ.get("AWS_S3_CONNECT_TIMEOUT", "10")),
+                retries={"mode": "standard", "max_attempts": int(os.environ.get("AWS_S3_MAX_ATTEMPTS", "3"))},
+            ),
+        },
+    }
+
+
+if EXPORT_STORAGE == "s3":
+    EXPORTS_STORAGE = s3_export_storage()
+elif EXPORT_STORAGE == "local":
+    EXPORTS_STORAGE = {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
         "OPTIONS": {"location": str(DATA_DIR / "exports")},
-    },
+    }
+else:
+    raise ImproperlyConfigured(f"EXPORT_STORAGE must be 'local' or 's3', not {EXPORT_STORAGE!r}.")
+
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "exports": EXPORTS_STORAGE,
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 
@@ -138,6 +186,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first: its authenticate_header makes unauthenticated requests answer 401, not 403.
         "users.authentication.TokenAuthentication",
+        "users.authentication.BearerAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -159,12 +208,30 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # No badge fetched from the public schema validator: the docs page loads only the service's own files.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
+    # The schemes API clients use; the session (browsable API, admin) stays out of the schema, as upstream.
+    "AUTHENTICATION_WHITELIST": [
+        "users.authentication.TokenAuthentication",
+        "users.authentication.BearerAuthentication",
+    ],
     "COMPONENT_SPLIT_REQUEST": True,
+    # Path ids use the project's own `id` converter (config/api/urls.py): integers in the schema, as upstream.
+    "PATH_CONVERTER_OVERRIDES": {"id": int},
     # Label Studio's own component names, so generated clients name these types the same way.
     "ENUM_NAME_OVERRIDES": {
         "Status7bfEnum": "exports.models.Status",
         "AnnotatedEnum": "exports.serializers.FILTER_MODES",
     },
+}
+
+# Personal access tokens (users/tokens.py): a long-lived JWT refresh token, exchanged at /api/token/refresh/
+# for short-lived access tokens sent as `Authorization: Bearer`. Signed with SECRET_KEY.
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=int(os.environ.get("ACCESS_TOKEN_MINUTES", "5"))),
+    "REFRESH_TOKEN_LIFETIME": timedelta(days=int(os.environ.get("PERSONAL_TOKEN_DAYS", str(200 * 365)))),
+    "AUTH_HEADER_TYPES": ("Bearer",),
+    "UPDATE_LAST_LOGIN": False,
 }
 
 # Background jobs: "thread" runs them in a small pool inside the web process (the embedded default),
@@ -175,6 +242,38 @@ JOBS_THREADS = int(os.environ.get("JOBS_THREADS", "2"))
 # A running job renews its lease at least this often; a lease not renewed for EXPORT_LEASE_SECONDS is dead.
 EXPORT_LEASE_SECONDS = int(os.environ.get("EXPORT_LEASE_SECONDS", "60"))
 EXPORT_BATCH_SIZE = int(os.environ.get("EXPORT_BATCH_SIZE", "2000"))
+# A snapshot of at least EXPORT_PARALLEL_MIN_TASKS tasks is written as EXPORT_PARTS task-id ranges by as many
+# jobs at once, then joined (exports/parallel.py); EXPORT_PARTS=1 writes every snapshot in one job.
+EXPORT_PARTS = max(1, int(os.environ.get("EXPORT_PARTS", "1")))
+EXPORT_PARALLEL_MIN_TASKS = int(os.environ.get("EXPORT_PARALLEL_MIN_TASKS", "200000"))
+# How long a split snapshot waits for a queued part to start before it counts as lost.
+EXPORT_PART_WAIT_SECONDS = int(os.environ.get("EXPORT_PART_WAIT_SECONDS", "600"))
+# The sweep (in the web process's pool, or in every Celery worker) runs this often: it fails jobs whose lease
+# expired or whose process died, and requeues jobs nobody claimed. Celery workers requeue a job only after it
+# has waited JOBS_REQUEUE_SECONDS (a long queue is normal there; a requeued job that was claimed meanwhile
+# does nothing).
+JOBS_SWEEP_SECONDS = float(os.environ.get("JOBS_SWEEP_SECONDS", "30"))
+JOBS_REQUEUE_SECONDS = float(os.environ.get("JOBS_REQUEUE_SECONDS", "300"))
+# Celery workers stop a job after EXPORT_TIME_LIMIT seconds (it then ends failed with the reason) and kill its
+# process a minute later if it has not stopped by then.
+EXPORT_TIME_LIMIT = int(os.environ.get("EXPORT_TIME_LIMIT", "3600"))
+CELERY_TASK_SOFT_TIME_LIMIT = EXPORT_TIME_LIMIT
+CELERY_TASK_TIME_LIMIT = EXPORT_TIME_LIMIT + 60
+# A job's message is acknowledged only once the job has ended, and is put back when its worker process dies;
+# each worker process holds one message at a time, so queued jobs wait where any idle worker can take them.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Redis hands an unacknowledged message to another worker after this long; above the hard time limit, so a
+# running job is never handed out twice. The sweep deals with a lost worker's job long before.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 300}
+# Hosts whose http(s) task images the *_WITH_IMAGES exports may download (comma list; empty: none).
+# Addresses that resolve to private, loopback, link-local or reserved networks are refused even when listed.
+EXPORT_IMAGE_HOSTS = env_list("EXPORT_IMAGE_HOSTS")
 
 LOGGING = {
     "version": 1,

@@ -244,12 +244,19 @@ class SnapshotWriter:
         annotation_filter_options: dict | None = None,
         serialization_options: dict | None = None,
         task_ids: list[int] | None = None,
+        first_id: int | None = None,
+        last_id: int | None = None,
         batch_size: int = 1000,
     ):
         self.project = project
         self.tasks = filter_tasks(project, task_filter_options)
         if task_ids is not None:
             self.tasks = self.tasks.filter(pk__in=task_ids)
+        # A task-id range (both ends included) narrows the writer to one part of a parallel snapshot.
+        if first_id is not None:
+            self.tasks = self.tasks.filter(pk__gte=first_id)
+        if last_id is not None:
+            self.tasks = self.tasks.filter(pk__lte=last_id)
         self.annotation_rule = annotation_filter(annotation_filter_options)
         self.predictions_as_ids = _only_id(serialization_options, "predictions")
         self.drafts_as_ids = _only_id(serialization_options, "drafts")
@@ -380,33 +387,64 @@ class SnapshotWriter:
                 )
             yield encoded, annotation_count, prediction_count
 
-    def write(self, out: BinaryIO, *, progress: Callable[[int, int], None] | None = None) -> SnapshotResult:
-        """Write the JSON array to `out`, hashing as it goes; `progress(done, total)` at most once a second."""
-        digest = hashlib.md5(usedforsecurity=False)
-        total = self.count() if progress else 0
-        result = SnapshotResult(counters={"task_number": 0, "annotation_number": 0, "prediction_number": 0})
+    def _write_lines(
+        self, emit: Callable[[bytes], None], progress: Callable[[int], None] | None, result: SnapshotResult
+    ) -> bool:
+        """Emit the tasks one per line, joined by `,\n` (nothing before the first or after the last line);
+        False when there was no task."""
+        first = True
         last_report = time.monotonic()
+        for parts, annotation_count, prediction_count in self.encoded_batches():
+            if not parts:
+                continue
+            if not first:
+                emit(b",\n")
+            emit(b",\n".join(parts))
+            first = False
+            result.counters["task_number"] += len(parts)
+            result.counters["annotation_number"] += annotation_count
+            result.counters["prediction_number"] += prediction_count
+            if progress and time.monotonic() - last_report >= 1.0:
+                progress(result.counters["task_number"])
+                last_report = time.monotonic()
+        return not first
+
+    def _hashing(self, out: BinaryIO) -> tuple[Callable[[bytes], None], SnapshotResult, Any]:
+        digest = hashlib.md5(usedforsecurity=False)
+        result = SnapshotResult(counters={"task_number": 0, "annotation_number": 0, "prediction_number": 0})
 
         def emit(chunk: bytes) -> None:
             out.write(chunk)
             digest.update(chunk)
             result.size += len(chunk)
 
+        return emit, result, digest
+
+    def write(self, out: BinaryIO, *, progress: Callable[[int, int], None] | None = None) -> SnapshotResult:
+        """Write the JSON array to `out`, hashing as it goes; `progress(done, total)` at most once a second."""
+        total = self.count() if progress else 0
+        emit, result, digest = self._hashing(out)
+        opened = False
+
+        def line(chunk: bytes) -> None:
+            nonlocal opened
+            if not opened:
+                emit(b"\n")
+                opened = True
+            emit(chunk)
+
         # One task per line (`[`, then `task,` lines, the last without its comma, then `]`): still one JSON
         # array, and converters can read it back a task at a time without a streaming JSON parser.
         emit(b"[")
-        first = True
-        for parts, annotation_count, prediction_count in self.encoded_batches():
-            if not parts:
-                continue
-            emit((b"\n" if first else b",\n") + b",\n".join(parts))
-            first = False
-            result.counters["task_number"] += len(parts)
-            result.counters["annotation_number"] += annotation_count
-            result.counters["prediction_number"] += prediction_count
-            if progress and time.monotonic() - last_report >= 1.0:
-                progress(result.counters["task_number"], total)
-                last_report = time.monotonic()
-        emit(b"]" if first else b"\n]")
+        any_task = self._write_lines(line, progress and (lambda done: progress(done, total)), result)
+        emit(b"\n]" if any_task else b"]")
+        result.md5 = digest.hexdigest()
+        return result
+
+    def write_part(self, out: BinaryIO, *, progress: Callable[[int], None] | None = None) -> SnapshotResult:
+        """Only the task lines of `write` (no brackets, no line break around them): one piece of a parallel
+        snapshot, which exports/parallel.py joins into the same bytes one `write` gives. `progress(done)`."""
+        emit, result, digest = self._hashing(out)
+        self._write_lines(emit, progress, result)
         result.md5 = digest.hexdigest()
         return result

@@ -1,7 +1,7 @@
 """File responses with HEAD and single byte ranges (`bytes=a-b`, `bytes=a-`, `bytes=-n`), 416 when unsatisfiable."""
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO
 
 from django.http import HttpResponse, StreamingHttpResponse
@@ -46,14 +46,18 @@ def _read(handle: BinaryIO, start: int, length: int) -> Iterator[bytes]:
         handle.close()
 
 
-def ranged_file_response(request, handle: BinaryIO, *, size: int, content_type: str, filename: str) -> HttpResponse:
-    """Stream `handle` (closed when done) honouring Range and HEAD."""
+def ranged_response(
+    request, chunks: Callable[[int, int], Iterable[bytes]], *, size: int, content_type: str, filename: str
+) -> HttpResponse:
+    """Serve `size` bytes honouring Range and HEAD; `chunks(start, length)` yields the bytes asked for.
+
+    `chunks` is called only when a body is sent, so a HEAD or an unsatisfiable range reads nothing.
+    """
     start, end, status = 0, size - 1, 200
     header = request.headers.get("Range")
     if header:
         parsed = parse_range(header, size)
         if parsed is False:
-            handle.close()
             response = error_response(416, f"Requested range not satisfiable: {header}")
             response["Content-Range"] = f"bytes */{size}"
             return response
@@ -62,14 +66,28 @@ def ranged_file_response(request, handle: BinaryIO, *, size: int, content_type: 
             status = 206
     length = max(end - start + 1, 0)
     if request.method == "HEAD":
-        handle.close()
         response = HttpResponse(status=status, content_type=content_type)
     else:
-        response = StreamingHttpResponse(_read(handle, start, length), status=status, content_type=content_type)
+        response = StreamingHttpResponse(chunks(start, length), status=status, content_type=content_type)
     response["Content-Length"] = str(length)
     response["Accept-Ranges"] = "bytes"
     if status == 206:
         response["Content-Range"] = f"bytes {start}-{end}/{size}"
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     response["filename"] = filename
+    return response
+
+
+def ranged_file_response(request, handle: BinaryIO, *, size: int, content_type: str, filename: str) -> HttpResponse:
+    """Stream `handle` (closed when done) honouring Range and HEAD."""
+    used = False
+
+    def chunks(start: int, length: int) -> Iterator[bytes]:
+        nonlocal used
+        used = True
+        return _read(handle, start, length)
+
+    response = ranged_response(request, chunks, size=size, content_type=content_type, filename=filename)
+    if not used:
+        handle.close()
     return response

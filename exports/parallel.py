@@ -1,0 +1,287 @@
+"""One snapshot written by several jobs at once: task-id ranges written as part files, then joined in order.
+
+How it runs, with the in-process pool or with workers on other machines alike:
+
+- `run_export` claims the snapshot as usual; when it holds at least EXPORT_PARALLEL_MIN_TASKS tasks and
+  EXPORT_PARTS > 1, `split_export` cuts the (filtered) tasks into EXPORT_PARTS id ranges of about equal size and
+  submits one `run_export_part` job per range through `exports.queue`, then returns.
+- Each part writes its task lines (`SnapshotWriter.write_part`) to a scratch file and stores it in the exports
+  storage under `parts/<export>-<run>/`, its counters in its name, so whoever joins can read every part
+  wherever it ran. A `.started` marker tells a running (or dead) part from one still waiting in the queue.
+- The part that finds every part stored takes the lease over (one conditional UPDATE: exactly one part wins),
+  joins the parts in range order into `[`, the lines, `]` (the bytes one writer gives, so the same md5), stores
+  the file and completes the snapshot. No job ever waits for another, so a pool smaller than the number of
+  parts cannot deadlock.
+- No part stays lost: running parts renew the snapshot's lease; a part that finishes while others are missing
+  sets the lease to expire after EXPORT_LEASE_SECONDS when the missing ones have started (they renew it if alive)
+  or after EXPORT_PART_WAIT_SECONDS when one is still queued. An expired lease is failed by the sweep
+  (`jobs_recover`), with its reason. A part sent twice (a worker lost mid-part) writes the same file again.
+"""
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from exports import queue, storage
+from exports.exceptions import LeaseLost
+from exports.models import Export, Status
+from exports.snapshot import SnapshotWriter
+
+logger = logging.getLogger(__name__)
+
+PARTS_FOLDER = "parts"
+RENEW_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class FinishedPart:
+    index: int
+    name: str
+    tasks: int
+    annotations: int
+    predictions: int
+
+
+def plan_ranges(tasks: QuerySet, total: int, parts: int) -> list[tuple[int | None, int | None]]:
+    """Task-id ranges (first, last; both included, None for open) cutting `tasks` into about equal runs.
+
+    Each boundary is the id at offset k·total/parts in id order (one indexed `LIMIT 1 OFFSET` query); the first
+    range is open below and the last open above, so tasks added while the snapshot runs are written as one
+    writer would write them.
+    """
+    parts = max(1, min(parts, total))
+    ordered = tasks.order_by("pk").values_list("pk", flat=True)
+    starts = []
+    for k in range(1, parts):
+        try:
+            starts.append(ordered[k * total // parts])
+        except IndexError:  # tasks deleted since they were counted
+            break
+    ranges: list[tuple[int | None, int | None]] = []
+    first = None
+    for start in starts:
+        ranges.append((first, start - 1))
+        first = start
+    ranges.append((first, None))
+    return ranges
+
+
+def parts_folder(export_id: int, run: str) -> str:
+    return f"{PARTS_FOLDER}/{export_id}-{run}"
+
+
+def part_name(index: int, counters: dict) -> str:
+    return f"{index:05d}.{counters['task_number']}.{counters['annotation_number']}.{counters['prediction_number']}.part"
+
+
+def started_marker(index: int) -> str:
+    return f"{index:05d}.started"
+
+
+def finished_parts(folder: str) -> dict[int, FinishedPart]:
+    """The parts stored in `folder`, by index (their counters read from their names)."""
+    found = {}
+    for name in storage.list_files(folder):
+        pieces = name.split(".")
+        if len(pieces) == 5 and pieces[-1] == "part" and all(piece.isdigit() for piece in pieces[:4]):
+            index, tasks, annotations, predictions = (int(piece) for piece in pieces[:4])
+            found[index] = FinishedPart(index, name, tasks, annotations, predictions)
+    return found
+
+
+def started_parts(folder: str) -> set[int]:
+    return {int(name.split(".")[0]) for name in storage.list_files(folder) if name.endswith(".started")}
+
+
+def parts_holder(owner: str) -> str:
+    """The lease owner while the parts run. With the in-process pool the parts share the claiming process, so
+    its `host:pid:run` stays (the sweep fails the snapshot at once if that process dies); with workers elsewhere
+    a name that points at no process, so only the lease's expiry judges them."""
+    if settings.JOBS_BACKEND in ("thread", "sync"):
+        return owner
+    return f"parts:{owner.rsplit(':', 1)[-1]}"
+
+
+def _hold(export_id: int, owner: str, *, seconds: float | None = None, **fields) -> bool:
+    """Extend the lease of `owner` by `seconds` (EXPORT_LEASE_SECONDS by default), setting `fields` too;
+    False when `owner` no longer holds the running snapshot."""
+    expires = timezone.now() + timedelta(seconds=settings.EXPORT_LEASE_SECONDS if seconds is None else seconds)
+    rows = Export.objects.filter(pk=export_id, status=Status.IN_PROGRESS, lease_owner=owner)
+    return rows.update(lease_expires_at=expires, **fields) == 1
+
+
+def split_export(export: Export, writer: SnapshotWriter, owner: str) -> bool:
+    """Start the parts of a large snapshot claimed by `owner`; False (nothing done) when it is written whole."""
+    if settings.EXPORT_PARTS < 2:
+        return False
+    total = writer.count()
+    if total < max(settings.EXPORT_PARALLEL_MIN_TASKS, 2):
+        return False
+    ranges = plan_ranges(writer.tasks, total, settings.EXPORT_PARTS)
+    if len(ranges) < 2:
+        return False
+    holder = parts_holder(owner)
+    counters = {"done": 0, "total": total, "parts": len(ranges)}
+    if not _hold(export.pk, owner, seconds=settings.EXPORT_PART_WAIT_SECONDS, lease_owner=holder, counters=counters):
+        raise LeaseLost(f"export {export.pk} is no longer held by {owner}")
+    run = owner.rsplit(":", 1)[-1]
+    logger.info("Export %s: %s tasks written as %s parts", export.pk, total, len(ranges))
+    try:
+        for index, (first_id, last_id) in enumerate(ranges):
+            part = {
+                "holder": holder,
+                "run": run,
+                "index": index,
+                "count": len(ranges),
+                "first_id": first_id,
+                "last_id": last_id,
+                "total": total,
+            }
+            queue.submit(run_export_part, export.pk, part)
+    except Exception as exc:
+        from exports.jobs import describe
+
+        Export.objects.transition(export.pk, Status.FAILED, only_if={"lease_owner": holder}, reason=describe(exc))
+        raise
+    return True
+
+
+def run_export_part(export_id: int, part: dict) -> None:
+    """Write one task-id range of a split snapshot; the part that completes the set joins them."""
+    from exports.jobs import describe, new_lease_owner
+
+    holder = part["holder"]
+    folder = parts_folder(export_id, part["run"])
+    if not _hold(export_id, holder):
+        return  # the snapshot failed, completed or was deleted meanwhile
+    current = holder
+    try:
+        storage.put_bytes(f"{folder}/{started_marker(part['index'])}", b"")
+        export = Export.objects.select_related("project").filter(pk=export_id).first()
+        if export is None:
+            raise LeaseLost(f"export {export_id} was deleted")
+        writer = SnapshotWriter(
+            project=export.project,
+            task_filter_options=export.task_filter_options,
+            annotation_filter_options=export.annotation_filter_options,
+            serialization_options=export.serialization_options,
+            first_id=part["first_id"],
+            last_id=part["last_id"],
+            batch_size=settings.EXPORT_BATCH_SIZE,
+        )
+
+        def progress(done: int) -> None:
+            if not _hold(export_id, holder):
+                raise LeaseLost(f"export {export_id} is no longer held by {holder}")
+
+        with storage.scratch_file() as scratch:
+            result = writer.write_part(scratch, progress=progress)
+            name = f"{folder}/{part_name(part['index'], result.counters)}"
+            storage.store(name, scratch, keep_alive=lambda: _hold(export_id, holder))
+        finished = finished_parts(folder)
+        if len(finished) < part["count"]:
+            _wait_for_others(export_id, holder, folder, part, finished)
+            return
+        joiner = f"{new_lease_owner()}:{part['run']}"  # still names the run, so the sweep keeps the parts
+        if not _hold(export_id, holder, lease_owner=joiner):
+            return  # another part is joining (or the snapshot is gone)
+        current = joiner
+        _join(export, joiner, folder, finished, part["count"])
+    except LeaseLost:
+        logger.warning("Export %s: part %s lost the lease", export_id, part["index"])
+        _discard(export_id, folder, part["run"])
+    except Exception as exc:
+        logger.exception("Export %s: part %s failed", export_id, part["index"])
+        reason = f"Part {part['index'] + 1} of {part['count']}: {describe(exc)}"
+        Export.objects.transition(export_id, Status.FAILED, only_if={"lease_owner": current}, reason=reason)
+        _discard(export_id, folder, part["run"])
+
+
+def _runs(export_id: int, run: str) -> bool:
+    """Whether the snapshot is still being written by this run (its parts or the part joining them)."""
+    return Export.objects.filter(pk=export_id, status=Status.IN_PROGRESS, lease_owner__contains=run).exists()
+
+
+def _discard(export_id: int, folder: str, run: str) -> None:
+    """Remove the run's parts once the snapshot no longer runs under it. A part that only lost the race to join
+    (the lease went to the joiner) leaves them: the joiner reads them, then removes them."""
+    if not _runs(export_id, run):
+        storage.remove_folder(folder)
+
+
+def _wait_for_others(export_id: int, holder: str, folder: str, part: dict, finished: dict) -> None:
+    """Leave the lease to the missing parts: a started one renews it or lets it expire soon; a queued one gets
+    EXPORT_PART_WAIT_SECONDS to start. Also publishes how many tasks the finished parts hold."""
+    missing = set(range(part["count"])) - set(finished)
+    queued = bool(missing - started_parts(folder))
+    seconds = settings.EXPORT_PART_WAIT_SECONDS if queued else settings.EXPORT_LEASE_SECONDS
+    done = sum(item.tasks for item in finished.values())
+    counters = {"done": done, "total": part["total"], "parts": part["count"]}
+    if not _hold(export_id, holder, seconds=seconds, counters=counters):
+        raise LeaseLost(f"export {export_id} is no longer held by {holder}")
+
+
+def _join(export: Export, joiner: str, folder: str, finished: dict[int, FinishedPart], count: int) -> None:
+    """Concatenate the parts in order into the snapshot file, store it and complete the snapshot."""
+    from exports.jobs import export_file_name
+
+    digest = hashlib.md5(usedforsecurity=False)
+    last_renewal = time.monotonic()
+    name = ""
+    with storage.scratch_file() as out:
+
+        def emit(chunk: bytes) -> None:
+            nonlocal last_renewal
+            out.write(chunk)
+            digest.update(chunk)
+            if time.monotonic() - last_renewal >= RENEW_SECONDS:
+                if not _hold(export.pk, joiner):
+                    raise LeaseLost(f"export {export.pk} is no longer held by {joiner}")
+                last_renewal = time.monotonic()
+
+        written = [finished[index] for index in range(count) if finished[index].tasks]
+        emit(b"[")
+        for position, item in enumerate(written):
+            emit(b"\n" if position == 0 else b",\n")
+            for chunk in storage.read_chunks(f"{folder}/{item.name}"):
+                emit(chunk)
+        emit(b"\n]" if written else b"]")
+        md5 = digest.hexdigest()
+        name = storage.store(export_file_name(export, md5), out, keep_alive=lambda: _hold(export.pk, joiner))
+    tasks = sum(item.tasks for item in finished.values())
+    counters = {
+        "task_number": tasks,
+        "annotation_number": sum(item.annotations for item in finished.values()),
+        "prediction_number": sum(item.predictions for item in finished.values()),
+        "done": tasks,
+        "total": tasks,
+    }
+    completed = Export.objects.transition(
+        export.pk, Status.COMPLETED, only_if={"lease_owner": joiner}, file=name, md5=md5, counters=counters, reason=""
+    )
+    if not completed:
+        if not Export.objects.filter(file=name).exists():
+            storage.remove(name)
+        raise LeaseLost(f"export {export.pk} was taken from {joiner} before it completed")
+    storage.remove_folder(folder)
+
+
+def remove_abandoned_parts() -> int:
+    """Delete the part folders of snapshots no longer running (failed by the sweep, deleted, or a former run);
+    for `jobs_recover`. Returns how many folders were removed."""
+    removed = 0
+    for folder in storage.list_folders(PARTS_FOLDER):
+        export_id, _, run = folder.partition("-")
+        if not export_id.isdigit():
+            continue
+        if run and _runs(int(export_id), run):
+            continue
+        storage.remove_folder(f"{PARTS_FOLDER}/{folder}")
+        removed += 1
+    return removed
