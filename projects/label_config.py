@@ -18,6 +18,9 @@ __all__ = [
     "MAX_LABEL_CONFIG_BYTES",
     "MAX_LABEL_CONFIG_DEPTH",
     "LabelConfigError",
+    "LabelConfigSyntaxError",
+    "UsedTags",
+    "check_compatible",
     "config_has_control_tags",
     "config_suitable_for_bulk_annotation",
     "control_weights",
@@ -82,6 +85,10 @@ class LabelConfigError(ValueError):
     """Invalid labeling config; str(exc) is the human message shown to API users."""
 
 
+class LabelConfigSyntaxError(LabelConfigError):
+    """The config is not well-formed XML (as opposed to well-formed XML that breaks a rule)."""
+
+
 # ---------------------------------------------------------------------------
 # Loading
 # ---------------------------------------------------------------------------
@@ -95,7 +102,9 @@ def _load(xml: str) -> Element:
         raise LabelConfigError(f"Label config is too large: the limit is {MAX_LABEL_CONFIG_BYTES} bytes")
     try:
         root = safe_etree.fromstring(xml, forbid_dtd=True, forbid_entities=True, forbid_external=True)
-    except (ParseError, DefusedXmlException, ValueError) as exc:
+    except ParseError as exc:
+        raise LabelConfigSyntaxError(str(exc)) from exc
+    except (DefusedXmlException, ValueError) as exc:
         raise LabelConfigError(str(exc)) from exc
     if _depth(root) > MAX_LABEL_CONFIG_DEPTH:
         raise LabelConfigError(f"Label config is nested too deeply: the limit is {MAX_LABEL_CONFIG_DEPTH} levels")
@@ -702,3 +711,140 @@ def config_suitable_for_bulk_annotation(xml: str | None) -> bool:
         if kind == "taxonomy" and (attrs.get("labeling", "false").lower() == "true" or "apiUrl" in attrs):
             return False
     return True
+
+
+# ---------------------------------------------------------------------------
+# Compatibility of a new config with the labels a project already holds
+# ---------------------------------------------------------------------------
+
+# Result types that hold no region of their own (links between regions), skipped as Label Studio skips them.
+_LINK_RESULT_TYPES = frozenset({"relation", "pairwise"})
+
+
+@dataclass
+class UsedTags:
+    """What a project's stored results use, counted per result item.
+
+    `results`: (from_name, to_name, type) of annotation results; `labels` and `draft_labels`: for each control
+    name, how often each label value occurs in annotations and in drafts.
+    """
+
+    results: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    labels: dict[str, dict[str, int]] = field(default_factory=dict)
+    draft_labels: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def add(self, *, from_name: Any, to_name: Any, kind: Any, values: Any, count: int, draft: bool) -> None:
+        """Count `count` result items of one shape; `values` is the list under `value[<type>]`, if any."""
+        if not isinstance(from_name, str) or (not draft and not isinstance(to_name, str)):
+            return
+        kind = kind if isinstance(kind, str) else None
+        if not draft:
+            if kind is None or kind in _LINK_RESULT_TYPES:
+                return
+            key = (from_name, to_name, kind.lower())
+            self.results[key] = self.results.get(key, 0) + count
+        counts = (self.draft_labels if draft else self.labels).setdefault(from_name, {})
+        for label in _result_labels(kind, values):
+            counts[label] = counts.get(label, 0) + count
+
+
+def _result_labels(kind: str | None, values: Any) -> list[str]:
+    """Label values of one result item: its `value[<type>]` list as text, taxonomy paths flattened."""
+    if kind is None or kind == "text" or not isinstance(values, list):
+        return []
+    labels: list[str] = []
+    for value in values:
+        if kind == "taxonomy" and isinstance(value, list):
+            labels.extend(_label_text(item) for item in value)
+        else:
+            labels.append(_label_text(value))
+    return labels
+
+
+def _label_text(value: Any) -> str:
+    """A label value as Label Studio writes it into its per-project counts (Python's str of the JSON value)."""
+    return value if isinstance(value, str) else str(value)
+
+
+def _name_pattern(name: str, info: Mapping[str, Any]) -> re.Pattern[str]:
+    """A pattern matching the names a control produces: Repeater index flags in it match anything."""
+    pattern = re.escape(name)
+    for flag, replacement in info.get("regex", {}).items():
+        pattern = pattern.replace(re.escape(flag), replacement)
+    return re.compile(pattern)
+
+
+def _matching_control(parsed: Mapping[str, Mapping[str, Any]], from_name: str) -> str | None:
+    """The control of the config that produces results named `from_name`, if any."""
+    if from_name in parsed:
+        return from_name
+    for name, info in parsed.items():
+        if _name_pattern(name, info).fullmatch(from_name):
+            return name
+    return None
+
+
+def _has_target(parsed: Mapping[str, Mapping[str, Any]], to_name: str) -> bool:
+    """Tell whether some control of the config points at `to_name` (index flags matching anything)."""
+    for info in parsed.values():
+        for target in info["to_name"]:
+            if _name_pattern(target, info).fullmatch(to_name):
+                return True
+    return False
+
+
+def _times(count: int, noun: str) -> str | None:
+    return f"{count} {noun}{'s' if count > 1 else ''}" if count else None
+
+
+def check_compatible(parsed: Mapping[str, Mapping[str, Any]], used: UsedTags) -> None:
+    """Refuse a parsed config that cannot show what the project already holds.
+
+    Every annotation result needs a control of the same name and type pointing at its target, and every label
+    value used in annotations or drafts must stay in its control (controls with dynamic labels take any value).
+    Unlike Label Studio, a config without any control is refused too when annotations exist, and removed labels
+    are refused on every change, not only by the validate endpoint. Raises LabelConfigError with the reason.
+    """
+    types = {info["type"].lower() for info in parsed.values()}
+    incompatible = []
+    for (from_name, to_name, kind), count in sorted(used.results.items()):
+        if kind == "textarea" or (from_name == to_name and kind == "chatmessage"):
+            continue  # free text is not tied to a target; a chat message is its own target
+        control = _matching_control(parsed, from_name)
+        if control is None or not _has_target(parsed, to_name) or kind not in types:
+            incompatible.append(f"{count} with from_name={from_name}, to_name={to_name}, type={kind}")
+    if incompatible:
+        raise LabelConfigError(
+            "Created annotations are incompatible with provided labeling schema, we found:\n" + "\n".join(incompatible)
+        )
+
+    video_labels = {label for info in parsed.values() for label in info.get("labels", [])}
+    has_video = any(info["type"] == "VideoRectangle" for info in parsed.values())
+    for from_name in sorted(set(used.labels) | set(used.draft_labels)):
+        in_annotations = used.labels.get(from_name, {})
+        in_drafts = used.draft_labels.get(from_name, {})
+        if not in_annotations and not in_drafts:
+            continue
+        control = _matching_control(parsed, from_name)
+        if control is None:
+            total = sum(in_annotations.values()) + sum(in_drafts.values())
+            raise LabelConfigError(
+                f'There are {total} annotation(s) created with tag "{from_name}", you can\'t remove it'
+            )
+        if parsed[control].get("dynamic_labels"):
+            continue
+        allowed = set(parsed[control].get("labels", []))
+        if has_video:  # a VideoRectangle result carries the labels of a sibling Labels control
+            allowed |= video_labels
+        missing = sorted((set(in_annotations) | set(in_drafts)) - allowed)
+        if not missing:
+            continue
+        lines = []
+        for label in missing:
+            counts = [_times(in_annotations.get(label, 0), "annotation"), _times(in_drafts.get(label, 0), "draft")]
+            lines.append(f"{label} ({', '.join(count for count in counts if count)})")
+        raise LabelConfigError(
+            "These labels still exist in annotations or drafts:\n"
+            + "\n".join(lines)
+            + f'\nPlease add labels to tag with name="{control}".'
+        )

@@ -2,11 +2,13 @@
 
 import os
 import uuid
+from collections.abc import Iterable
 
 from django.conf import settings
 from django.core.files.storage import FileSystemStorage
 from django.db import models
-from django.db.models import Count, IntegerField, OuterRef, Subquery, Value
+from django.db.models import Case, Count, IntegerField, OuterRef, Subquery, Value, When
+from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Coalesce
 
 DEFAULT_LABEL_CONFIG = "<View></View>"
@@ -39,6 +41,62 @@ def informational_link(to, **kwargs) -> models.ForeignKey:
     )
 
 
+COUNTER_FIELDS = (
+    "task_number",
+    "finished_task_number",
+    "total_predictions_number",
+    "total_annotations_number",
+    "num_tasks_with_annotations",
+    "useful_annotation_number",
+    "ground_truth_number",
+    "skipped_annotations_number",
+)
+QUEUE_FIELDS = ("queue_total", "queue_done")
+
+
+def _counter(name: str) -> Coalesce:
+    """The expression of one of Label Studio's project counters (see COUNTER_FIELDS)."""
+    if name == "task_number":
+        return _count(Task)
+    if name == "finished_task_number":
+        return _count(Task, is_labeled=True)
+    if name == "total_predictions_number":
+        return _count(Prediction)
+    if name == "total_annotations_number":
+        return _count(Annotation, was_cancelled=False)
+    if name == "num_tasks_with_annotations":
+        return _count(Annotation, counted="task", was_cancelled=False, ground_truth=False)
+    if name == "useful_annotation_number":
+        return _count(Annotation, was_cancelled=False, ground_truth=False)
+    if name == "ground_truth_number":
+        return _count(Annotation, ground_truth=True)
+    if name == "skipped_annotations_number":
+        return _count(Annotation, was_cancelled=True)
+    raise ValueError(f"unknown counter {name!r}")
+
+
+def _queue_total(user_id: int | None) -> CombinedExpression:
+    """Tasks in the user's labeling stream: not labeled yet, or labeled by the user (as Label Studio counts).
+
+    Counted as the unlabeled tasks plus the labeled ones the user annotated: two scans by project, where a
+    per-task "annotated by the user?" probe would cost one index lookup per task.
+    """
+    mine_labeled = _count(Annotation, counted="task", completed_by_id=user_id, task__is_labeled=True)
+    return _count(Task, is_labeled=False) + mine_labeled
+
+
+def _queue_done(user_id: int | None) -> Case:
+    """Tasks the user has annotated; skipped ones do not count when skipped tasks come back to the same user."""
+    return Case(
+        When(
+            skip_queue=Project.SkipQueue.REQUEUE_FOR_ME,
+            then=_count(Annotation, counted="task", completed_by_id=user_id, was_cancelled=False),
+        ),
+        default=_count(Annotation, counted="task", completed_by_id=user_id),
+        output_field=IntegerField(),
+    )
+
+
 class ProjectQuerySet(models.QuerySet):
     def visible_to(self, user) -> "ProjectQuerySet":
         """Projects of the user's active organization; nothing else exists for them."""
@@ -46,21 +104,21 @@ class ProjectQuerySet(models.QuerySet):
             return self.none()
         return self.filter(organization_id=user.active_organization_id)
 
-    def with_counters(self) -> "ProjectQuerySet":
-        """Label Studio's project counters, computed in the same query as the projects."""
-        return self.annotate(
-            task_number=_count(Task),
-            finished_task_number=_count(Task, is_labeled=True),
-            total_predictions_number=_count(Prediction),
-            total_annotations_number=_count(Annotation, was_cancelled=False),
-            num_tasks_with_annotations=_count(Annotation, counted="task", was_cancelled=False, ground_truth=False),
-            useful_annotation_number=_count(Annotation, was_cancelled=False, ground_truth=False),
-            ground_truth_number=_count(Annotation, ground_truth=True),
-            skipped_annotations_number=_count(Annotation, was_cancelled=True),
-        )
+    def with_counters(self, names: Iterable[str] = COUNTER_FIELDS) -> "ProjectQuerySet":
+        """Label Studio's project counters (all, or those named), computed in the same query as the projects."""
+        return self.annotate(**{name: _counter(name) for name in COUNTER_FIELDS if name in set(names)})
 
-    def with_api_relations(self) -> "ProjectQuerySet":
-        return self.select_related("created_by").with_counters()
+    def with_queue(self, user, names: Iterable[str] = QUEUE_FIELDS) -> "ProjectQuerySet":
+        """The user's own labeling progress (`queue_total`, `queue_done`), in the same query as the projects."""
+        user_id = getattr(user, "pk", None)
+        wanted = set(names)
+        fields = {"queue_total": _queue_total, "queue_done": _queue_done}
+        return self.annotate(**{name: make(user_id) for name, make in fields.items() if name in wanted})
+
+    def with_api_relations(self, user=None, names: Iterable[str] | None = None) -> "ProjectQuerySet":
+        """Everything the project API renders, for `user`; `names` limits the computed values to those fields."""
+        names = set(COUNTER_FIELDS + QUEUE_FIELDS) if names is None else set(names)
+        return self.select_related("created_by").with_counters(names).with_queue(user, names)
 
 
 class Project(models.Model):

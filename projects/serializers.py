@@ -4,21 +4,12 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from config.api.serializers import DynamicFieldsMixin
+from config.api.serializers import DynamicFieldsMixin, UtcDateTimeField
 from projects import label_config
-from projects.models import Project
+from projects.models import COUNTER_FIELDS, Project
 from users.serializers import UserSimpleSerializer
 
-COUNTER_FIELDS = [
-    "task_number",
-    "finished_task_number",
-    "total_predictions_number",
-    "total_annotations_number",
-    "num_tasks_with_annotations",
-    "useful_annotation_number",
-    "ground_truth_number",
-    "skipped_annotations_number",
-]
+DUPLICATE_MODES = ("settings", "settings,data")
 
 
 @lru_cache(maxsize=256)
@@ -28,6 +19,15 @@ def _config_facts(xml: str) -> tuple[dict, bool]:
         return label_config.parse_label_config(xml), label_config.config_suitable_for_bulk_annotation(xml)
     except label_config.LabelConfigError:
         return {}, False
+
+
+def checked_label_config(value: str) -> str:
+    """A config that passes Label Studio's checks, or the reason it does not as a validation error."""
+    try:
+        label_config.validate_label_config(value)
+    except label_config.LabelConfigError as exc:
+        raise serializers.ValidationError(str(exc)) from exc
+    return value
 
 
 def parsed_config_or_empty(project: Project) -> dict:
@@ -48,10 +48,13 @@ class ProjectSerializer(DynamicFieldsMixin, serializers.ModelSerializer):
     finished_task_number = serializers.IntegerField(read_only=True)
     parsed_label_config = serializers.SerializerMethodField()
     config_has_control_tags = serializers.SerializerMethodField()
-    queue_total = serializers.SerializerMethodField()
-    queue_done = serializers.SerializerMethodField()
+    queue_total = serializers.IntegerField(
+        read_only=True, help_text="Tasks in the caller's labeling stream: not labeled yet, or labeled by the caller"
+    )
+    queue_done = serializers.IntegerField(read_only=True, help_text="Tasks the caller has annotated")
     config_suitable_for_bulk_annotation = serializers.SerializerMethodField()
     state = serializers.SerializerMethodField()
+    pinned_at = UtcDateTimeField(required=False, allow_null=True)
 
     class Meta:
         model = Project
@@ -107,10 +110,12 @@ class ProjectSerializer(DynamicFieldsMixin, serializers.ModelSerializer):
         extra_kwargs = {"label_config": {"trim_whitespace": False}}
 
     def validate_label_config(self, value: str) -> str:
-        try:
-            label_config.validate_label_config(value)
-        except label_config.LabelConfigError as exc:
-            raise serializers.ValidationError(str(exc)) from exc
+        return checked_label_config(value)
+
+    def validate_control_weights(self, value):
+        # A form field's text "null" is parsed to None after DRF's own null check has passed.
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("Expected an object of control names to weights.")
         return value
 
     @extend_schema_field(OpenApiTypes.OBJECT)
@@ -120,18 +125,25 @@ class ProjectSerializer(DynamicFieldsMixin, serializers.ModelSerializer):
     def get_config_has_control_tags(self, project) -> bool:
         return label_config.config_has_control_tags(parsed_config_or_empty(project))
 
-    def get_queue_total(self, project) -> int:
-        return getattr(project, "task_number", 0)
-
-    def get_queue_done(self, project) -> int:
-        return getattr(project, "finished_task_number", 0)
-
     def get_config_suitable_for_bulk_annotation(self, project) -> bool:
         return _config_facts(project.label_config or "")[1]
 
-    @extend_schema_field(OpenApiTypes.STR)
+    @extend_schema_field({"type": "string", "nullable": True})
     def get_state(self, project) -> str | None:
         return None
+
+
+# Project fields a list can be ordered by: the stored ones and the counters, not those computed in Python.
+UNSORTABLE_FIELDS = frozenset(
+    {
+        "parsed_label_config",
+        "config_has_control_tags",
+        "config_suitable_for_bulk_annotation",
+        "state",
+        "control_weights",
+    }
+)
+ORDERING_FIELDS = tuple(name for name in ProjectSerializer.Meta.fields if name not in UNSORTABLE_FIELDS)
 
 
 class ProjectSimpleSerializer(DynamicFieldsMixin, serializers.Serializer):
@@ -158,6 +170,49 @@ class ProjectCountsSerializer(DynamicFieldsMixin, serializers.ModelSerializer):
     class Meta:
         model = Project
         fields = ["id", *COUNTER_FIELDS]
+
+
+class ProjectListParamsSerializer(serializers.Serializer):
+    """Query parameters of the project lists besides paging, ordering and the sparse-field ones."""
+
+    title = serializers.CharField(required=False, help_text="Keep projects whose title contains this (any case).")
+    ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=0), required=False, help_text="Comma-separated project ids."
+    )
+    filter = serializers.ChoiceField(
+        choices=["all", "pinned_only", "exclude_pinned"], default="all", help_text="Pinned projects only or none."
+    )
+    search = serializers.CharField(required=False, help_text="Keep projects whose title or description contains this.")
+
+
+class ProjectLabelConfigSerializer(serializers.Serializer):
+    label_config = serializers.CharField(trim_whitespace=False, help_text="Labeling config (XML) to check.")
+
+    def validate_label_config(self, value: str) -> str:
+        return checked_label_config(value)
+
+
+class ProjectLabelConfigValidationSerializer(serializers.Serializer):
+    config_essential_data_has_changed = serializers.BooleanField(
+        help_text="Whether the config adds a control, changes a control's type or inputs, or drops a label."
+    )
+
+
+class ProjectDuplicateSerializer(serializers.Serializer):
+    mode = serializers.ChoiceField(
+        choices=DUPLICATE_MODES, help_text="`settings`: the configuration only; `settings,data`: also the tasks."
+    )
+    title = serializers.CharField(max_length=50, help_text="Title of the new project.")
+    description = serializers.CharField(
+        required=False, allow_blank=True, help_text="Description of the new project (default: the original's)."
+    )
+    workspace = serializers.IntegerField(
+        required=False, allow_null=True, help_text="Accepted for compatibility and ignored: there are no workspaces."
+    )
+
+
+class ProjectDuplicateResponseSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="Id of the new project.")
 
 
 class ImportResponseSerializer(serializers.Serializer):

@@ -1,4 +1,4 @@
-"""Writes on projects and their data: create, update, delete, task and prediction import."""
+"""Writes on projects and their data: create, update, duplicate, delete, task and prediction import."""
 
 import time
 from collections import Counter
@@ -8,13 +8,15 @@ from functools import partial
 from typing import Any
 
 from django.core.files.uploadedfile import UploadedFile
-from django.db import DataError, transaction
+from django.db import DataError, connection, transaction
 from django.db.models import F
 
 from projects import imports, label_config
-from projects.exceptions import ImportRejected
+from projects.copying import copy_project_data
+from projects.exceptions import ImportRejected, LabelConfigRejected, LabelConfigUnreadable
 from projects.imports import TaskSource
-from projects.models import FileUpload, Prediction, Project, Task
+from projects.models import Annotation, AnnotationDraft, FileUpload, Prediction, Project, Task
+from projects.selectors import project_used_tags
 from users.models import User
 
 
@@ -56,26 +58,120 @@ def project_create(*, organization, created_by: User, **fields: Any) -> Project:
     return Project.objects.create(organization=organization, created_by=created_by, **fields)
 
 
+def project_config_check(*, project: Project, xml: Any) -> dict[str, dict[str, Any]]:
+    """Validate a labeling config for an existing project and return it parsed.
+
+    Raises LabelConfigError when the config is invalid or when it cannot show what the project's annotations and
+    drafts already use (a removed control, target or label). Reads the project's results in two queries.
+    """
+    parsed = label_config.validate_label_config(xml)
+    label_config.check_compatible(parsed, project_used_tags(project=project))
+    return parsed
+
+
+def project_config_validate(*, project: Project, xml: Any) -> bool:
+    """Check a candidate config for the project, as its validate endpoint does, without saving it.
+
+    Returns whether it changes the essentials (adds a control, changes a type or the inputs, drops a label).
+    Raises LabelConfigUnreadable for malformed XML and LabelConfigRejected for anything else that is refused.
+    """
+    if not xml:
+        raise LabelConfigRejected(label_config.EMPTY_CONFIG_MESSAGE)
+    try:
+        parsed = project_config_check(project=project, xml=xml)
+    except label_config.LabelConfigSyntaxError as exc:
+        raise LabelConfigUnreadable(str(exc)) from exc
+    except label_config.LabelConfigError as exc:
+        raise LabelConfigRejected(str(exc)) from exc
+    try:
+        before = label_config.parse_label_config(project.label_config)
+    except label_config.LabelConfigError:
+        before = {}
+    return label_config.essential_data_changed(parsed, before)
+
+
+@transaction.atomic
 def project_update(*, project: Project, **fields: Any) -> Project:
-    """Apply a partial update; a new label config brings default weights for controls it adds."""
-    if "label_config" in fields and "control_weights" not in fields:
-        parsed = label_config.parse_label_config(fields["label_config"])
-        fields["control_weights"] = label_config.control_weights(parsed, project.control_weights)
+    """Apply a partial update; a new label config brings default weights for controls it adds.
+
+    A new config is refused (LabelConfigRejected on `label_config`) when it drops what annotations or drafts use;
+    the project stays locked from that check to the save, so no import can add such labels in between.
+    """
+    if "label_config" in fields and fields["label_config"] != project.label_config:
+        Project.objects.select_for_update().filter(pk=project.pk).values_list("pk").get()
+        try:
+            parsed = project_config_check(project=project, xml=fields["label_config"])
+        except label_config.LabelConfigError as exc:
+            raise LabelConfigRejected(str(exc), field="label_config") from exc
+        if "control_weights" not in fields:
+            fields["control_weights"] = label_config.control_weights(parsed, project.control_weights)
     for name, value in fields.items():
         setattr(project, name, value)
     project.save()
     return project
 
 
+def _delete_by_project(project_id: int) -> None:
+    """Delete the project's drafts, annotations, predictions and tasks in four statements (no ids in Python)."""
+    quote = connection.ops.quote_name
+    task = quote(Task._meta.db_table)
+    statements = [
+        f"DELETE FROM {quote(AnnotationDraft._meta.db_table)} WHERE {quote('task_id')} IN "
+        f"(SELECT {quote('id')} FROM {task} WHERE {quote('project_id')} = %s)",
+        f"DELETE FROM {quote(Annotation._meta.db_table)} WHERE {quote('project_id')} = %s",
+        f"DELETE FROM {quote(Prediction._meta.db_table)} WHERE {quote('project_id')} = %s",
+        f"DELETE FROM {task} WHERE {quote('project_id')} = %s",
+    ]
+    with connection.cursor() as cursor:
+        for statement in statements:
+            cursor.execute(statement, [project_id])
+
+
 @transaction.atomic
 def project_delete(*, project: Project) -> None:
-    """Delete a project with its tasks, snapshots, uploads and their files (files go once the deletion commits)."""
+    """Delete a project with its tasks, snapshots, uploads and their files (files go once the deletion commits).
+
+    The labeling data goes in a few set-based statements first: Django's own cascade would read every task,
+    annotation and prediction id into memory.
+    """
     from exports.services import exports_delete
 
     exports_delete(exports=project.exports.all())
     uploaded = list(project.file_uploads.values_list("file", flat=True))
+    _delete_by_project(project.pk)
     project.delete()
     transaction.on_commit(partial(_delete_uploaded_files, uploaded))
+
+
+# Fields a duplicate never takes from the original: its own identity, owner, timestamps and pin.
+_NOT_DUPLICATED = frozenset({"id", "created_by", "created_at", "updated_at", "pinned_at"})
+
+
+@transaction.atomic
+def project_duplicate(
+    *, project: Project, created_by: User, title: str, description: str | None = None, with_data: bool
+) -> Project:
+    """Copy a project's settings into a new project of the same organization, with its tasks, annotations and
+    predictions when `with_data`. Drafts stay behind: they are their authors' unsubmitted work.
+
+    The data is copied table by table with `INSERT ... SELECT`, so the number of queries and the memory used do
+    not depend on the number of tasks.
+    """
+    copy = Project(
+        **{
+            field.attname: getattr(project, field.attname)
+            for field in Project._meta.concrete_fields
+            if field.name not in _NOT_DUPLICATED
+        }
+    )
+    copy.created_by = created_by
+    copy.title = title
+    if description is not None:
+        copy.description = description
+    copy.save()
+    if with_data:
+        copy_project_data(source_id=project.pk, target_id=copy.pk)
+    return copy
 
 
 def _delete_uploaded_files(names: list[str]) -> None:
@@ -157,12 +253,16 @@ def _chunks(values: Sequence[int], size: int = 10_000) -> list[Sequence[int]]:
     return [values[start : start + size] for start in range(0, len(values), size)]
 
 
+MAX_ROW_ID = 2**63 - 1
+
+
 @transaction.atomic
 def predictions_import(*, project: Project, items: list[dict]) -> int:
     """Attach predictions to existing tasks of the project; an unknown task rejects the whole list."""
     added = Counter(item["task"] for item in items)
     known: set[int] = set()
-    for task_ids in _chunks(list(added)):
+    # An id past a 64-bit integer cannot be a task; the database would refuse to even compare it.
+    for task_ids in _chunks([task_id for task_id in added if task_id <= MAX_ROW_ID]):
         known.update(project.tasks.filter(pk__in=task_ids).values_list("pk", flat=True))
     for item in items:
         if item["task"] not in known:

@@ -1,3 +1,6 @@
+from collections.abc import Mapping
+
+from django.db.models import F, Q
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view, inline_serializer
@@ -8,18 +11,38 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api.pagination import ProjectPagination
-from config.api.views import DynamicFieldsViewMixin
+from config.api.views import DynamicFieldsViewMixin, read_list_param
 from projects.exceptions import ImportRejected
 from projects.imports import ImportJSONParser, limit_upload_size, paused_gc
-from projects.models import Project
+from projects.models import COUNTER_FIELDS, Project
+from projects.selectors import project_annotators
 from projects.serializers import (
+    ORDERING_FIELDS,
     ImportResponseSerializer,
     PredictionImportResponseSerializer,
     PredictionImportSerializer,
     ProjectCountsSerializer,
+    ProjectDuplicateResponseSerializer,
+    ProjectDuplicateSerializer,
+    ProjectLabelConfigSerializer,
+    ProjectLabelConfigValidationSerializer,
+    ProjectListParamsSerializer,
     ProjectSerializer,
 )
-from projects.services import predictions_import, project_create, project_delete, project_update, tasks_import
+from projects.services import (
+    predictions_import,
+    project_config_validate,
+    project_create,
+    project_delete,
+    project_duplicate,
+    project_update,
+    tasks_import,
+)
+from users.serializers import UserSimpleSerializer
+
+INCLUDE_PARAMETER = OpenApiParameter(
+    "include", OpenApiTypes.STR, description="Comma-separated fields to return (Label Studio's name for `fields`)."
+)
 
 
 def visible_projects(request):
@@ -33,55 +56,115 @@ class ProjectMixin:
         return get_object_or_404(visible_projects(self.request), pk=self.kwargs["pk"])
 
 
-class TitleFilter(filters.BaseFilterBackend):
+class ProjectFilter(filters.BaseFilterBackend):
+    """Label Studio's project list filters: `title`, `ids`, `filter` (pinned or not) and `search`."""
+
     def filter_queryset(self, request, queryset, view):
-        title = request.query_params.get("title")
-        return queryset.filter(title__icontains=title) if title else queryset
+        params = {}
+        for name in ("title", "filter", "search"):
+            if request.query_params.get(name):
+                params[name] = request.query_params[name]
+        if ids := read_list_param(request.query_params, "ids"):
+            params["ids"] = ids
+        serializer = ProjectListParamsSerializer(data=params)
+        serializer.is_valid(raise_exception=True)
+        options = serializer.validated_data
+        if options.get("title"):
+            queryset = queryset.filter(title__icontains=options["title"])
+        if "ids" in options:
+            queryset = queryset.filter(pk__in=options["ids"])
+        if options["filter"] != "all":
+            queryset = queryset.filter(pinned_at__isnull=options["filter"] == "exclude_pinned")
+        if options.get("search"):
+            term = options["search"]
+            queryset = queryset.filter(Q(title__icontains=term) | Q(description__icontains=term))
+        return queryset
 
     def get_schema_operation_parameters(self, view):
-        return [{"name": "title", "in": "query", "required": False, "schema": {"type": "string"}}]
+        parameters = []
+        for name, field in ProjectListParamsSerializer().fields.items():
+            schema = {"type": "string"}
+            if name == "filter":
+                schema["enum"] = list(field.choices)
+            parameters.append(
+                {"name": name, "in": "query", "required": False, "description": field.help_text, "schema": schema}
+            )
+        return parameters
+
+
+class ProjectOrdering(filters.OrderingFilter):
+    """`ordering=` over the fields Label Studio allows; an unknown field is a 400 naming the valid ones (Label
+    Studio drops it silently). Equal values keep id order, so pages never overlap."""
+
+    def remove_invalid_fields(self, queryset, fields, view, request):
+        valid = [name for name, _label in self.get_valid_fields(queryset, view, {"request": request})]
+        terms = [term for term in fields if term]
+        unknown = [term for term in terms if term.lstrip("-") not in valid]
+        if unknown:
+            message = f"Unknown field '{unknown[0].lstrip('-')}'. Valid: {', '.join(valid)}"
+            raise ValidationError({self.ordering_param: [message]})
+        return terms
+
+    def get_ordering(self, request, queryset, view):
+        ordering = super().get_ordering(request, queryset, view)
+        if request.query_params.get(self.ordering_param) and not {"id", "-id"} & set(ordering):
+            ordering = [*ordering, "id"]
+        return ordering
+
+
+def requested_names(view) -> set[str] | None:
+    """Fields a list request renders or sorts by, or None for all: computed values nobody asked for are skipped."""
+    fields = view.field_kwargs.get("fields")
+    if not fields:
+        return None
+    ordering = read_list_param(view.request.query_params, "ordering")
+    return {name.partition(".")[0] for name in fields} | {term.lstrip("-") for term in ordering}
 
 
 @extend_schema_view(
     get=extend_schema(
         operation_id="api_projects_list",
-        parameters=[OpenApiParameter("include", OpenApiTypes.STR, description="Comma-separated fields to return.")],
+        parameters=[INCLUDE_PARAMETER],
     ),
     post=extend_schema(operation_id="api_projects_create"),
 )
 class ProjectListAPI(DynamicFieldsViewMixin, generics.ListCreateAPIView):
     serializer_class = ProjectSerializer
     pagination_class = ProjectPagination
-    filter_backends = [TitleFilter, filters.OrderingFilter]
-    ordering_fields = ["id", "title", "created_at", "pinned_at", "task_number", "finished_task_number"]
-    ordering = ["-id"]
+    filter_backends = [ProjectFilter, ProjectOrdering]
+    ordering_fields = ORDERING_FIELDS
+    # Label Studio's order: pinned projects first, then the newest.
+    ordering = [F("pinned_at").desc(nulls_last=True), "-created_at", "-id"]
     fields_aliases = ("include",)
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return Project.objects.none()
-        return visible_projects(self.request).with_api_relations()
+        names = requested_names(self) if self.request.method == "GET" else None
+        return visible_projects(self.request).with_api_relations(self.request.user, names)
 
     def perform_create(self, serializer):
         user = self.request.user
         if user.active_organization_id is None:
             raise PermissionDenied("You have no active organization to create the project in.")
         project = project_create(organization=user.active_organization, created_by=user, **serializer.validated_data)
-        serializer.instance = Project.objects.with_api_relations().get(pk=project.pk)
+        serializer.instance = Project.objects.with_api_relations(user).get(pk=project.pk)
 
 
-@extend_schema_view(get=extend_schema(operation_id="api_projects_counts_list"))
+@extend_schema_view(get=extend_schema(operation_id="api_projects_counts_list", parameters=[INCLUDE_PARAMETER]))
 class ProjectCountsAPI(DynamicFieldsViewMixin, generics.ListAPIView):
     serializer_class = ProjectCountsSerializer
     pagination_class = ProjectPagination
-    filter_backends = [TitleFilter, filters.OrderingFilter]
-    ordering_fields = ["id", "title", "created_at"]
+    filter_backends = [ProjectFilter, ProjectOrdering]
+    ordering_fields = ["id", "title", "created_at", *COUNTER_FIELDS]
     ordering = ["id"]
+    fields_aliases = ("include",)
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return Project.objects.none()
-        return visible_projects(self.request).with_counters()
+        names = requested_names(self)
+        return visible_projects(self.request).with_counters(COUNTER_FIELDS if names is None else names)
 
 
 @extend_schema_view(
@@ -96,11 +179,14 @@ class ProjectDetailAPI(DynamicFieldsViewMixin, generics.RetrieveUpdateDestroyAPI
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return Project.objects.none()
-        return visible_projects(self.request).with_api_relations()
+        projects = visible_projects(self.request)
+        if self.request.method not in ("GET", "HEAD"):
+            return projects  # a write reads the computed values once it is done (see perform_update)
+        return projects.with_api_relations(self.request.user, requested_names(self))
 
     def perform_update(self, serializer):
         project_update(project=serializer.instance, **serializer.validated_data)
-        serializer.instance = self.get_queryset().get(pk=serializer.instance.pk)
+        serializer.instance = Project.objects.with_api_relations(self.request.user).get(pk=serializer.instance.pk)
 
     def perform_destroy(self, instance):
         project_delete(project=instance)
@@ -128,7 +214,8 @@ class ProjectImportAPI(ProjectMixin, APIView):
     @extend_schema(
         operation_id="api_projects_import_create",
         request={
-            "application/json": OpenApiTypes.ANY,
+            # A list of tasks, as Label Studio documents it; one task object alone is accepted too.
+            "application/json": {"type": "array", "items": {"type": "object", "additionalProperties": True}},
             "multipart/form-data": inline_serializer("ImportFiles", {"file": serializers.FileField()}),
         },
         parameters=[OpenApiParameter("return_task_ids", OpenApiTypes.BOOL)],
@@ -159,3 +246,70 @@ class PredictionsImportAPI(ProjectMixin, APIView):
         serializer.is_valid(raise_exception=True)
         created = predictions_import(project=project, items=serializer.validated_data)
         return Response({"created": created}, status=status.HTTP_201_CREATED)
+
+
+class ProjectAnnotatorsAPI(DynamicFieldsViewMixin, ProjectMixin, generics.GenericAPIView):
+    serializer_class = UserSimpleSerializer
+
+    @extend_schema(
+        operation_id="api_projects_annotators_retrieve",
+        summary="List unique annotators for project",
+        responses={200: UserSimpleSerializer(many=True)},
+    )
+    def get(self, request, pk):
+        users = project_annotators(project=self.get_project())
+        return Response(self.get_serializer(users, many=True).data)
+
+
+class ProjectDuplicateAPI(ProjectMixin, generics.GenericAPIView):
+    serializer_class = ProjectDuplicateSerializer
+
+    @extend_schema(
+        operation_id="api_projects_duplicate_create",
+        summary="Duplicate project",
+        request=ProjectDuplicateSerializer,
+        responses={201: ProjectDuplicateResponseSerializer},
+    )
+    def post(self, request, pk):
+        project = self.get_project()
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        options = serializer.validated_data
+        copy = project_duplicate(
+            project=project,
+            created_by=request.user,
+            title=options["title"],
+            description=options.get("description"),
+            with_data=options["mode"] == "settings,data",
+        )
+        return Response({"id": copy.pk}, status=status.HTTP_201_CREATED)
+
+
+class ProjectLabelConfigValidateAPI(ProjectMixin, generics.GenericAPIView):
+    serializer_class = ProjectLabelConfigSerializer
+
+    @extend_schema(
+        operation_id="api_projects_validate_label_config",
+        summary="Validate project label config",
+        request=ProjectLabelConfigSerializer,
+        responses={200: ProjectLabelConfigValidationSerializer},
+    )
+    def post(self, request, pk):
+        project = self.get_project()
+        xml = request.data.get("label_config") if isinstance(request.data, Mapping) else None
+        changed = project_config_validate(project=project, xml=xml)
+        return Response({"config_essential_data_has_changed": changed})
+
+
+class LabelConfigValidateAPI(generics.GenericAPIView):
+    serializer_class = ProjectLabelConfigSerializer
+
+    @extend_schema(
+        operation_id="api_projects_validate_create",
+        summary="Validate label config",
+        request=ProjectLabelConfigSerializer,
+        responses={204: None},
+    )
+    def post(self, request):
+        self.get_serializer(data=request.data).is_valid(raise_exception=True)
+        return Response(status=status.HTTP_204_NO_CONTENT)
