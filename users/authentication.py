@@ -1,39 +1,100 @@
-"""`Authorization: Token <key>`, looked up with one precompiled SQL statement (it runs on every request)."""
+"""Request authentication: `Token <key>` (legacy API token) and `Bearer <access token>` (personal access tokens).
+
+Both run on every request, so each reads the user row with one precompiled SQL statement instead of the ORM.
+"""
 
 from django.db import connection
 from django.utils.translation import gettext_lazy as _
 from rest_framework import authentication, exceptions
 from rest_framework.authtoken.models import Token
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
 from users.models import User
+from users.tokens import PERSONAL_TOKEN_CLAIM, AccessToken, token_user_id
 
 USER_FIELDS = [field for field in User._meta.concrete_fields]
+BEARER_CHALLENGE = 'Bearer realm="api"'
 
 
-def _sql() -> str:
-    columns = ", ".join(f"u.{connection.ops.quote_name(field.column)}" for field in USER_FIELDS)
+def _columns() -> str:
+    return ", ".join(f"u.{connection.ops.quote_name(field.column)}" for field in USER_FIELDS)
+
+
+def _token_sql() -> str:
     return (
-        f"SELECT {columns} FROM {Token._meta.db_table} t "  # noqa: S608 -- table and column names are ours
+        f"SELECT {_columns()} FROM {Token._meta.db_table} t "  # noqa: S608 -- table and column names are ours
         f"JOIN {User._meta.db_table} u ON u.id = t.user_id WHERE t.key = %s"
     )
 
 
+def _bearer_sql() -> str:
+    """The user of an access token, provided the personal access token it came from is theirs and not revoked."""
+    outstanding, blacklisted = OutstandingToken._meta.db_table, BlacklistedToken._meta.db_table
+    return (
+        f"SELECT {_columns()} FROM {User._meta.db_table} u WHERE u.id = %s AND EXISTS ("  # noqa: S608
+        f"SELECT 1 FROM {outstanding} o WHERE o.jti = %s AND o.user_id = u.id AND NOT EXISTS ("
+        f"SELECT 1 FROM {blacklisted} b WHERE b.token_id = o.id))"
+    )
+
+
+def _fetch_user(sql: str, params: list) -> User | None:
+    """Run `sql` (selecting USER_FIELDS) and build the User without compiling an ORM query."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    values = []
+    for field, value in zip(USER_FIELDS, row, strict=True):
+        column = field.get_col(User._meta.db_table)
+        for converter in connection.ops.get_db_converters(column) + column.get_db_converters(connection):
+            value = converter(value, column, connection)
+        values.append(value)
+    return User.from_db(connection.alias, [field.attname for field in USER_FIELDS], values)
+
+
 class TokenAuthentication(authentication.TokenAuthentication):
-    """DRF's token scheme and messages; the user row is read and built without compiling an ORM query."""
+    """DRF's token scheme and messages. Listed first in settings, so every 401 carries its challenge, `Token`,
+    as Label Studio's do."""
 
     def authenticate_credentials(self, key):
-        with connection.cursor() as cursor:
-            cursor.execute(_sql(), [key])
-            row = cursor.fetchone()
-        if row is None:
+        user = _fetch_user(_token_sql(), [key])
+        if user is None:
             raise exceptions.AuthenticationFailed(_("Invalid token."))
-        values = []
-        for field, value in zip(USER_FIELDS, row, strict=True):
-            column = field.get_col(User._meta.db_table)
-            for converter in connection.ops.get_db_converters(column) + column.get_db_converters(connection):
-                value = converter(value, column, connection)
-            values.append(value)
-        user = User.from_db(connection.alias, [field.attname for field in USER_FIELDS], values)
         if not user.is_active:
             raise exceptions.AuthenticationFailed(_("User inactive or deleted."))
         return user, Token(key=key, user=user)
+
+
+class BearerAuthentication(authentication.BaseAuthentication):
+    """`Authorization: Bearer <access token>`, an access token issued at /api/token/refresh/.
+
+    Checks the signature, expiry and type, then in one query that the user exists and the personal access
+    token it was issued from is still theirs and not revoked: revoking a token also stops its access tokens.
+    """
+
+    def authenticate(self, request):
+        parts = authentication.get_authorization_header(request).split()
+        if not parts or parts[0].lower() != b"bearer":
+            return None
+        if len(parts) != 2:
+            raise exceptions.AuthenticationFailed(_("Invalid Bearer header: expected 'Bearer <access token>'."))
+        if parts[1].count(b".") != 2:
+            # Not a JWT (say, an API key sent as Bearer): no Bearer credentials at all, as Label Studio answers.
+            return None
+        try:
+            token = AccessToken(parts[1].decode("ascii"))
+            user_id = token_user_id(token)
+            personal_token_id = str(token[PERSONAL_TOKEN_CLAIM])
+        except (TokenError, UnicodeError, KeyError, ValueError) as exc:
+            raise exceptions.AuthenticationFailed(_("Access token is invalid or expired.")) from exc
+        user = _fetch_user(_bearer_sql(), [user_id, personal_token_id])
+        if user is None:
+            raise exceptions.AuthenticationFailed(_("Access token is revoked or its user no longer exists."))
+        if not user.is_active:
+            raise exceptions.AuthenticationFailed(_("User inactive or deleted."))
+        return user, token
+
+    def authenticate_header(self, request):
+        return BEARER_CHALLENGE

@@ -1,9 +1,15 @@
-"""Writes on users and organizations."""
+"""Writes on users, organizations and personal access tokens."""
 
 from django.db import transaction
 from rest_framework.authtoken.models import Token
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.settings import api_settings as jwt_settings
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
+from rest_framework_simplejwt.utils import datetime_from_epoch
 
+from users.exceptions import RefreshTokenRejected, TokenExists, TokenInvalid
 from users.models import Organization, OrganizationMember, User
+from users.tokens import PersonalAccessToken, active_tokens, token_id, token_user_id, unsigned
 
 
 class UserConflict(ValueError):
@@ -56,3 +62,74 @@ def user_create_or_update(
     elif current is None:
         current = Token.objects.create(user=user)
     return user, current
+
+
+def _personal_token_issue(user: User) -> str:
+    token = PersonalAccessToken()
+    token[jwt_settings.USER_ID_CLAIM] = str(user.pk)
+    raw = str(token)
+    OutstandingToken.objects.create(
+        user=user,
+        jti=token[jwt_settings.JTI_CLAIM],
+        token=unsigned(raw),
+        created_at=token.current_time,
+        expires_at=datetime_from_epoch(token["exp"]),
+    )
+    return raw
+
+
+@transaction.atomic
+def personal_token_create(*, user: User) -> str:
+    """Issue a personal access token (a signed JWT refresh token) for `user` and return it.
+
+    As in Label Studio a user has at most one active token: TokenExists while one is neither expired nor revoked.
+    """
+    list(User.objects.select_for_update().filter(pk=user.pk).values_list("pk"))  # serializes concurrent creates
+    if active_tokens(user).exists():
+        raise TokenExists()
+    return _personal_token_issue(user)
+
+
+def access_token_issue(*, refresh: str) -> str:
+    """Exchange a personal access token for a short-lived access token.
+
+    TokenInvalid unless the token is correctly signed, unexpired, a refresh token, recorded, not revoked, and its
+    user still exists and is active.
+    """
+    try:
+        token = PersonalAccessToken(refresh)
+        user_id = token_user_id(token)
+    except (TokenError, ValueError) as exc:
+        raise TokenInvalid() from exc
+    live = OutstandingToken.objects.filter(
+        jti=token[jwt_settings.JTI_CLAIM], user_id=user_id, user__is_active=True, blacklistedtoken__isnull=True
+    ).exists()
+    if not live:
+        raise TokenInvalid()
+    return str(token.access_token)
+
+
+def personal_token_revoke(*, user: User, token: str) -> bool:
+    """Revoke one of `user`'s active personal access tokens, given whole or unsigned (`header.payload`, as the
+    token list shows it). False when no active token of theirs matches.
+
+    The signature is not needed: the caller is authenticated, and only their own tokens are looked at.
+    """
+    jti = token_id(token)
+    outstanding = active_tokens(user).filter(jti=jti).first() if jti else None
+    if outstanding is None:
+        return False
+    BlacklistedToken.objects.get_or_create(token=outstanding)
+    return True
+
+
+@transaction.atomic
+def personal_token_rotate(*, user: User, refresh: str) -> str:
+    """Revoke `user`'s personal access token `refresh` (whole and correctly signed) and return a new one."""
+    try:
+        PersonalAccessToken(refresh)
+    except TokenError as exc:
+        raise RefreshTokenRejected() from exc
+    if not personal_token_revoke(user=user, token=refresh):
+        raise RefreshTokenRejected()
+    return _personal_token_issue(user)

@@ -1,5 +1,7 @@
 """Serializer half of ?fields= ?omit= ?expand=, shared by every serializer that renders objects."""
 
+from datetime import UTC
+
 from rest_framework import serializers
 
 
@@ -103,3 +105,13 @@ def _check_path(serializer, path: str, *, expand: bool) -> str | None:
                 return f"Field '{'.'.join(parts[: index + 1])}' has no nested fields."
             current = inner
     return None
+
+
+class UtcDateTimeField(serializers.DateTimeField):
+    """The contract's `YYYY-MM-DDTHH:MM:SS.ffffffZ` for any year (strftime leaves years before 1000 unpadded)."""
+
+    def to_representation(self, value):
+        if not value:
+            return None
+        value = self.enforce_timezone(value).astimezone(UTC)
+        return f"{value.year:04d}-{value:%m-%dT%H:%M:%S}.{value.microsecond:06d}Z"

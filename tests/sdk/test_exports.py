@@ -1,245 +1,44 @@
-"""End-to-end: the official `label-studio-sdk` 2.1.2 drives a live server (spec/SDK.md, spec/API.md §2-3).
+"""`ls.projects.exports` methods of label-studio-sdk 2.1.2 (spec/SDK.md §3) against a live server, in both
+auth modes: snapshots created, polled, listed, downloaded (streamed, and byte for byte what a plain GET serves),
+converted and deleted; the formats list; the easy export and the `as_json` helper built on it."""
 
-The SDK parses responses without validating them, so every test asserts the values it gets back.
-"""
-
+import csv
 import datetime as dt
 import hashlib
-import itertools
+import io
 import json
 import re
 import threading
-import time
 
+import httpx
 import pytest
 from label_studio_sdk import (
-    LabelStudio,
     LseAnnotationFilterOptionsRequest,
     LseTaskFilterOptionsRequest,
     SerializationOptionRequest,
     SerializationOptionsRequest,
 )
+from label_studio_sdk.converter import Converter
 from label_studio_sdk.core.api_error import ApiError
 from rest_framework.authtoken.models import Token
 
 from exports import jobs, queue
-from tests.factories import IMAGE_CONFIG, choice, make_org, make_user, rectangle
+from tests.factories import IMAGE_CONFIG
+from tests.sdk.helpers import (
+    MD5,
+    NO_RETRIES,
+    STATUSES,
+    annotation,
+    as_datetime,
+    create_project,
+    download,
+    import_tasks,
+    task,
+    wait_completed,
+    wait_converted,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-STATUSES = {"created", "in_progress", "failed", "completed"}
-MD5 = re.compile(r"^[0-9a-f]{32}$")
-NO_RETRIES = {"max_retries": 0}
-
-
-def sdk_for(base_url: str, user) -> LabelStudio:
-    token = Token.objects.create(user=user)
-    return LabelStudio(base_url=base_url, api_key=token.key)
-
-
-@pytest.fixture
-def sdk_user(db):
-    return make_user(email="sdk.user@example.com", organization=make_org(title="SDK Org"), first_name="Sdk")
-
-
-@pytest.fixture
-def ls(live_server, sdk_user) -> LabelStudio:
-    return sdk_for(live_server.url, sdk_user)
-
-
-def task(index: int, *, annotations: list[dict] | None = None) -> dict:
-    """An image task with one prediction; `annotations` are (was_cancelled, ground_truth) specs."""
-    return {
-        "data": {"image": f"https://example.com/sdk/{index}.jpg", "index": index},
-        "annotations": annotations if annotations is not None else [annotation()],
-        "predictions": [{"result": [rectangle("Person", 5.0 + index)], "score": 0.5, "model_version": "sdk-v1"}],
-    }
-
-
-def annotation(*, cancelled: bool = False, ground_truth: bool = False) -> dict:
-    result = [] if cancelled else [rectangle("Car", 11.0), choice("Bad")]
-    return {"result": result, "was_cancelled": cancelled, "ground_truth": ground_truth}
-
-
-def create_project(ls: LabelStudio, title: str = "SDK Project"):
-    project = ls.projects.create(title=title, label_config=IMAGE_CONFIG)
-    assert isinstance(project.id, int)
-    return project
-
-
-def import_tasks(ls: LabelStudio, project_id: int, tasks: list[dict]):
-    result = ls.projects.import_tasks(id=project_id, request=tasks, return_task_ids=True)
-    assert result.task_count == len(tasks)
-    return result
-
-
-def wait_completed(ls: LabelStudio, project_id: int, export_id: int, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        export = ls.projects.exports.get(id=project_id, export_pk=export_id)
-        assert export.status in STATUSES
-        assert export.status != "failed", export
-        if export.status == "completed":
-            return export
-        assert time.monotonic() < deadline, f"export {export_id} still {export.status} after {timeout} s"
-        time.sleep(0.1)
-
-
-def listed_projects(ls: LabelStudio, limit: int = 100, **params) -> list:
-    """Every project the SDK pager yields; a server that ignores `page` would make it loop forever."""
-    projects = list(itertools.islice(ls.projects.list(**params), limit + 1))
-    assert len(projects) <= limit, "the pager did not stop"
-    return projects
-
-
-def download(ls: LabelStudio, project_id: int, export_id: int, **kwargs) -> bytes:
-    return b"".join(ls.projects.exports.download(id=project_id, export_pk=export_id, **kwargs))
-
-
-def as_datetime(value) -> dt.datetime:
-    """The SDK leaves an unparseable datetime as a string; a parseable one must be timezone-aware."""
-    assert isinstance(value, dt.datetime), value
-    assert value.tzinfo is not None
-    return value
-
-
-# --- projects ---------------------------------------------------------------------------------------------
-
-
-def test_project_create_and_get(ls):
-    created = ls.projects.create(title="Cars and people", label_config=IMAGE_CONFIG, description="from the SDK")
-
-    assert isinstance(created.id, int)
-    assert created.title == "Cars and people"
-    assert created.label_config == IMAGE_CONFIG
-    assert created.description == "from the SDK"
-
-    fetched = ls.projects.get(id=created.id)
-    assert fetched.id == created.id
-    assert fetched.title == "Cars and people"
-    assert fetched.label_config == IMAGE_CONFIG
-    assert fetched.task_number == 0
-    assert fetched.get_label_interface() is not None
-
-
-def test_project_update_persists_title_and_keeps_label_config(ls):
-    project = create_project(ls, "Before")
-
-    updated = ls.projects.update(id=project.id, title="After")
-
-    assert updated.id == project.id
-    assert updated.title == "After"
-    assert updated.label_config == IMAGE_CONFIG
-    fetched = ls.projects.get(id=project.id)
-    assert fetched.title == "After"
-    assert fetched.label_config == IMAGE_CONFIG
-
-
-def test_project_delete_then_get_is_404(ls):
-    project = create_project(ls)
-
-    assert ls.projects.delete(id=project.id) is None
-
-    with pytest.raises(ApiError) as caught:
-        ls.projects.get(id=project.id)
-    assert caught.value.status_code == 404
-    assert isinstance(caught.value.body, dict)
-    assert caught.value.body["status_code"] == 404
-    assert project.id not in [p.id for p in listed_projects(ls)]
-
-
-def test_project_list_pager_walks_every_page_once(ls):
-    ids = [create_project(ls, f"Paged {n}").id for n in range(5)]
-
-    pager = ls.projects.list(page_size=2)
-    seen = [project.id for project in itertools.islice(pager, 50)]  # a pager that never stops would reach 50
-
-    assert pager.response.count == 5
-    assert len(pager.items) == 2
-    assert sorted(seen) == sorted(ids)
-    assert len(seen) == len(set(seen)) == 5
-    titles = {project.title for project in listed_projects(ls, page_size=2)}
-    assert titles == {f"Paged {n}" for n in range(5)}
-    with pytest.raises(ApiError) as caught:  # past the last page: how Label Studio ends the walk
-        ls.projects.list(page=4, page_size=2)
-    assert caught.value.status_code == 404
-    assert caught.value.body["detail"] == "Invalid page."
-
-
-def test_project_list_pager_ends_on_empty_first_page(ls):
-    assert listed_projects(ls) == []
-
-
-def test_project_list_and_get_stay_inside_the_organization(ls, live_server):
-    mine = create_project(ls, "Mine")
-    other = sdk_for(live_server.url, make_user(email="other@example.com", organization=make_org(title="Other")))
-    theirs = create_project(other, "Theirs")
-
-    assert [p.id for p in listed_projects(ls)] == [mine.id]
-    assert [p.id for p in listed_projects(other)] == [theirs.id]
-    with pytest.raises(ApiError) as caught:
-        ls.projects.get(id=theirs.id)
-    assert caught.value.status_code == 404
-    with pytest.raises(ApiError) as caught:
-        ls.projects.exports.list(id=theirs.id)
-    assert caught.value.status_code == 404
-
-
-# --- import -----------------------------------------------------------------------------------------------
-
-
-def test_import_tasks_counts_and_task_number(ls):
-    project = create_project(ls)
-    tasks = [
-        task(0),
-        task(1, annotations=[annotation(cancelled=True)]),
-        task(2, annotations=[annotation(), annotation(ground_truth=True)]),
-        task(3, annotations=[]),
-    ]
-
-    result = ls.projects.import_tasks(id=project.id, request=tasks, return_task_ids=True)
-
-    assert result.task_count == 4
-    assert result.annotation_count == 4
-    prediction_count = result.predictions_count
-    if prediction_count is None:
-        prediction_count = (result.model_extra or {}).get("prediction_count")
-    assert prediction_count == 4
-    task_ids = (result.model_extra or {}).get("task_ids")
-    assert isinstance(task_ids, list)
-    assert len(task_ids) == len(set(task_ids)) == 4
-    assert all(isinstance(task_id, int) for task_id in task_ids)
-
-    fetched = ls.projects.get(id=project.id)
-    assert fetched.task_number == 4
-    assert fetched.total_predictions_number == 4
-    assert fetched.total_annotations_number == 3  # the cancelled one is not counted
-    assert fetched.skipped_annotations_number == 1
-
-
-def test_import_tasks_without_return_task_ids_omits_them(ls):
-    project = create_project(ls)
-
-    result = ls.projects.import_tasks(id=project.id, request=[task(0), task(1)])
-
-    assert result.task_count == 2
-    assert "task_ids" not in (result.model_extra or {})
-    assert ls.projects.get(id=project.id).task_number == 2
-
-
-def test_import_tasks_missing_data_key_is_400_and_imports_nothing(ls):
-    project = create_project(ls)
-
-    with pytest.raises(ApiError) as caught:
-        ls.projects.import_tasks(id=project.id, request=[task(0), {"data": {"text": "no image"}}])
-
-    assert caught.value.status_code == 400
-    assert isinstance(caught.value.body, dict)
-    assert "image" in json.dumps(caught.value.body["validation_errors"])
-    assert ls.projects.get(id=project.id).task_number == 0
-
-
-# --- export snapshots -------------------------------------------------------------------------------------
 
 
 def test_export_snapshot_lifecycle(ls, sdk_user):
@@ -464,47 +263,158 @@ def test_export_runs_in_the_embedded_thread_pool(ls, settings, monkeypatch):
     assert [item["data"]["index"] for item in json.loads(body)] == [0, 1, 2]
 
 
-# --- errors -----------------------------------------------------------------------------------------------
-
-
-def test_bad_token_is_401(ls, live_server):
+def test_download_streams_the_same_bytes_as_a_plain_get(ls, live_server, sdk_user):
+    """The SDK's generator yields the file in chunks; joined, they are exactly what an HTTP GET returns."""
     project = create_project(ls)
-    intruder = LabelStudio(base_url=live_server.url, api_key="0" * 40)
+    import_tasks(ls, project.id, [task(n) for n in range(12)])
+    export = wait_completed(ls, project.id, ls.projects.exports.create(id=project.id).id)
 
-    with pytest.raises(ApiError) as caught:
-        intruder.projects.get(id=project.id)
-    assert caught.value.status_code == 401
-    assert caught.value.headers["www-authenticate"] == "Token"
-    assert isinstance(caught.value.body, dict)
-    assert caught.value.body["status_code"] == 401
-    with pytest.raises(ApiError) as caught:
-        intruder.projects.list()
-    assert caught.value.status_code == 401
-    with pytest.raises(ApiError) as caught:
-        intruder.projects.exports.create(id=project.id)
-    assert caught.value.status_code == 401
-    assert ls.projects.exports.list(id=project.id) == []
+    chunks = list(
+        ls.projects.exports.download(id=project.id, export_pk=export.id, request_options={"chunk_size": 1024})
+    )
+
+    assert len(chunks) > 1
+    assert all(isinstance(chunk, bytes) for chunk in chunks)
+    body = b"".join(chunks)
+    key = Token.objects.get_or_create(user=sdk_user)[0].key
+    url = f"{live_server.url}/api/projects/{project.id}/exports/{export.id}/download"
+    plain = httpx.get(url, headers={"Authorization": f"Token {key}"})
+    assert plain.status_code == 200
+    assert plain.content == body
+    assert hashlib.md5(body).hexdigest() == export.md5
+    assert len(json.loads(body)) == 12
 
 
-def test_unknown_project_and_export_are_404_json(ls):
-    with pytest.raises(ApiError) as caught:
-        ls.projects.get(id=987654, request_options=NO_RETRIES)
-    assert caught.value.status_code == 404
-    assert isinstance(caught.value.body, dict)
-    assert caught.value.body["status_code"] == 404
-    assert caught.value.body["detail"]
+def format_names(formats: list) -> tuple[list[str], set[str]]:
+    """(all names in order, enabled names) from the formats list, whether items are names or objects."""
+    names, enabled = [], set()
+    for item in formats:
+        name = item if isinstance(item, str) else item["name"]
+        names.append(name)
+        if isinstance(item, str) or not item.get("disabled"):
+            enabled.add(name)
+    return names, enabled
 
+
+def test_list_formats(ls):
     project = create_project(ls)
-    with pytest.raises(ApiError) as caught:
-        ls.projects.exports.get(id=project.id, export_pk=987654)
+
+    names, enabled = format_names(ls.projects.exports.list_formats(id=project.id))
+
+    assert {"JSON", "JSON_MIN", "CSV", "TSV", "COCO", "YOLO", "VOC"} <= enabled
+    assert "CONLL2003" in names
+    assert "CONLL2003" not in enabled  # needs a text config
+    assert names.index("JSON") < names.index("CONLL2003")  # enabled formats come first
+    assert len(names) == len(set(names))
+
+
+def csv_rows(body: bytes) -> list[dict]:
+    return list(csv.DictReader(io.StringIO(body.decode("utf-8"))))
+
+
+def row_key(row: dict) -> list:
+    return sorted(row.items())
+
+
+def reference_csv(snapshot: bytes, tmp_path) -> list[dict]:
+    """The rows label-studio-sdk's converter writes for the same JSON snapshot."""
+    source, target = tmp_path / "snapshot.json", tmp_path / "reference"
+    source.write_bytes(snapshot)
+    converter = Converter(config=IMAGE_CONFIG, project_dir=None, download_resources=False)
+    converter.convert(str(source), str(target), "CSV", is_dir=False)
+    (written,) = target.glob("*.csv")
+    return csv_rows(written.read_bytes())
+
+
+def test_convert_to_csv_and_download(ls, live_server, sdk_user, tmp_path):
+    project = create_project(ls)
+    tasks = [task(0), task(1, annotations=[annotation(cancelled=True)]), task(2, annotations=[])]
+    task_ids = import_tasks(ls, project.id, tasks).model_extra["task_ids"]
+    export = wait_completed(ls, project.id, ls.projects.exports.create(id=project.id).id)
+    with pytest.raises(ApiError) as caught:  # not converted yet
+        download(ls, project.id, export.id, export_type="CSV")
     assert caught.value.status_code == 404
-    assert isinstance(caught.value.body, dict)
+
+    started = ls.projects.exports.convert(id=project.id, export_pk=export.id, export_type="CSV")
+
+    assert started.export_type == "CSV"
+    assert isinstance(started.converted_format, int)
+    export = wait_converted(ls, project.id, export.id, "CSV")
+    assert [(item.id, item.export_type, item.status) for item in export.converted_formats] == [
+        (started.converted_format, "CSV", "completed")
+    ]
+    body = download(ls, project.id, export.id, export_type="CSV")
+    rows = csv_rows(body)
+    # As the SDK's own converter does: a task with only cancelled annotations has no row.
+    assert sorted(int(row["id"]) for row in rows) == [task_ids[0], task_ids[2]]
+    reference = reference_csv(download(ls, project.id, export.id), tmp_path)
+    assert sorted(rows, key=row_key) == sorted(reference, key=row_key)
+    key = Token.objects.get_or_create(user=sdk_user)[0].key
+    plain = httpx.get(
+        f"{live_server.url}/api/projects/{project.id}/exports/{export.id}/download",
+        params={"exportType": "CSV"},
+        headers={"Authorization": f"Token {key}"},
+    )
+    assert plain.status_code == 200
+    assert plain.content == body
+    # The JSON snapshot itself is unchanged by the conversion.
+    assert hashlib.md5(download(ls, project.id, export.id)).hexdigest() == export.md5
+
     with pytest.raises(ApiError) as caught:
-        ls.projects.import_tasks(id=987654, request=[task(0)])
-    assert caught.value.status_code == 404
+        ls.projects.exports.convert(id=project.id, export_pk=export.id, export_type="CSV")
+    assert caught.value.status_code == 400
+    assert "Conversion to CSV already started" in json.dumps(caught.value.body)
     with pytest.raises(ApiError) as caught:
-        ls.projects.exports.create(id=987654)
-    assert caught.value.status_code == 404
+        ls.projects.exports.convert(id=project.id, export_pk=export.id, export_type="NOPE")
+    assert caught.value.status_code == 400
+    assert "export_type" in caught.value.body["validation_errors"]
+
+
+def test_download_sync_easy_export(ls):
+    project = create_project(ls)
+    tasks = [task(0), task(1, annotations=[]), task(2)]
+    task_ids = import_tasks(ls, project.id, tasks).model_extra["task_ids"]
+
+    annotated = json.loads(b"".join(ls.projects.exports.download_sync(id=project.id, export_type="JSON")))
+    everything = json.loads(
+        b"".join(ls.projects.exports.download_sync(id=project.id, export_type="JSON", download_all_tasks=True))
+    )
+    chosen = json.loads(
+        b"".join(
+            ls.projects.exports.download_sync(
+                id=project.id, export_type="JSON", download_all_tasks=True, ids=[str(task_ids[2]), str(task_ids[0])]
+            )
+        )
+    )
+    as_csv = b"".join(ls.projects.exports.download_sync(id=project.id, export_type="CSV", download_all_tasks=True))
+
+    assert [item["id"] for item in annotated] == [task_ids[0], task_ids[2]]  # by default only annotated tasks
+    assert [item["id"] for item in everything] == task_ids
+    assert [item["data"] for item in everything] == [t["data"] for t in tasks]
+    assert [item["id"] for item in chosen] == [task_ids[0], task_ids[2]]
+    assert sorted(int(row["id"]) for row in csv.DictReader(io.StringIO(as_csv.decode("utf-8")))) == task_ids
+    with pytest.raises(ApiError) as caught:
+        b"".join(ls.projects.exports.download_sync(id=project.id, export_type="NOPE"))
+    assert caught.value.status_code == 400
+
+
+def test_unknown_export_is_404_json(ls):
+    project = create_project(ls)
+
+    for call in (
+        lambda: ls.projects.exports.get(id=project.id, export_pk=987654, request_options=NO_RETRIES),
+        lambda: ls.projects.exports.delete(id=project.id, export_pk=987654),
+        lambda: download(ls, project.id, 987654),
+        lambda: ls.projects.exports.convert(id=project.id, export_pk=987654, export_type="CSV"),
+        lambda: ls.projects.exports.create(id=987654),
+        lambda: ls.projects.exports.list(id=987654),
+        lambda: ls.projects.exports.list_formats(id=987654),
+    ):
+        with pytest.raises(ApiError) as caught:
+            call()
+        assert caught.value.status_code == 404
+        assert isinstance(caught.value.body, dict)
+        assert caught.value.body["status_code"] == 404
 
 
 def test_as_json_helper_uses_the_easy_export(ls):
