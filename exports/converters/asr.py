@@ -30,15 +30,16 @@ import hashlib
 import io
 import json
 import posixpath
+import shutil
 import wave
-import zipfile
 from collections.abc import Mapping
 from typing import Any, BinaryIO
 from urllib.parse import unquote, urlparse
 
-from exports.converters.json_min import NO_ANNOTATION, JsonMinConverter
+from exports.converters.json_min import JsonMinConverter, annotator
 from exports.converters.registry import ConversionContext, ConversionError
 from exports.converters.source import TaskSource
+from exports.converters.ziparchive import Archive
 
 __all__ = ["convert"]
 
@@ -51,11 +52,13 @@ def convert(source: TaskSource, out: BinaryIO, context: ConversionContext) -> No
     converter = JsonMinConverter(context.label_config)
     audio_key = _audio_key(context.label_config)
     fetch = context.fetch_image if context.download_resources else None
-    stored: dict[str, tuple[str, float | None]] = {}  # audio URL → (path in the archive, duration)
+    # Audio URL → (path in the archive, duration), and the names taken: one entry per distinct audio file, and only
+    # when downloading, so that each file is packed once.
+    stored: dict[str, tuple[str, float | None]] = {}
     names: set[str] = set()
     manifest_path = context.scratch_dir / MANIFEST
-    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive, manifest_path.open("wb") as manifest:
-        archive.writestr(zipfile.ZipInfo(f"{AUDIO_DIR}/"), b"")
+    with Archive(out, context.scratch_dir) as archive, manifest_path.open("w+b") as manifest:
+        archive.folder(AUDIO_DIR)
         for task in source.tasks():
             audio_url: str | None = None
             for annotation, outputs in converter.annotation_outputs(task):
@@ -67,15 +70,12 @@ def convert(source: TaskSource, out: BinaryIO, context: ConversionContext) -> No
                 if fetch is not None and audio_url not in stored:
                     stored[audio_url] = _store_audio(archive, names, audio_url, fetch)
                 audio_path, duration = stored.get(audio_url, (audio_url, None))
-                line = {
-                    "audio_filepath": audio_path,
-                    "duration": duration,
-                    "text": text,
-                    "annotator": _annotator(annotation),
-                }
+                by = annotator(annotation.get("completed_by", {}), "")  # "" also for a task without annotations
+                line = {"audio_filepath": audio_path, "duration": duration, "text": text, "annotator": by}
                 manifest.write(json.dumps(line).encode("ascii") + b"\n")
-        manifest.close()
-        archive.write(manifest_path, MANIFEST)
+        manifest.seek(0)
+        with archive.stream(MANIFEST) as entry:
+            shutil.copyfileobj(manifest, entry, 1 << 20)
     manifest_path.unlink(missing_ok=True)
 
 
@@ -116,16 +116,7 @@ def _transcript(outputs: Mapping[str, list[tuple[str, Mapping[str, Any]]]]) -> s
     return None
 
 
-def _annotator(annotation: Mapping[str, Any]) -> str:
-    if annotation is NO_ANNOTATION:
-        return ""
-    completed_by = annotation.get("completed_by", {})
-    if isinstance(completed_by, Mapping):
-        return completed_by.get("email", "")
-    return str(completed_by)
-
-
-def _store_audio(archive: zipfile.ZipFile, names: set[str], url: str, fetch) -> tuple[str, float | None]:
+def _store_audio(archive: Archive, names: set[str], url: str, fetch) -> tuple[str, float | None]:
     """Fetch the audio and add it to the archive: its path there and its duration, or the URL and None."""
     content, _reason = fetch(url)
     if content is None:
@@ -139,7 +130,7 @@ def _store_audio(archive: zipfile.ZipFile, names: set[str], url: str, fetch) -> 
         name = f"{stem}_{hashlib.md5(url.encode(), usedforsecurity=False).hexdigest()[:8]}{ext}"
     names.add(name)
     path = f"{AUDIO_DIR}/{name}"
-    archive.writestr(path, content)
+    archive.write(path, content)
     return path, duration
 
 

@@ -23,19 +23,20 @@ import posixpath
 import shutil
 import struct
 import tempfile
-import zipfile
 import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, BinaryIO
+from pathlib import Path
+from typing import IO, Any, BinaryIO
 
 import numpy as np
 import orjson
 
-from exports.converters.json_min import JsonMinConverter
+from exports.converters.json_min import NO_ANNOTATION, JsonMinConverter, annotator
 from exports.converters.registry import ConversionContext, ConversionError
 from exports.converters.source import TaskSource
+from exports.converters.ziparchive import Archive
 
 __all__ = [
     "MAX_MASK_PIXELS",
@@ -241,7 +242,7 @@ def _follow_border(cells: bytearray, start: int, offsets: tuple[int, ...], x: in
     while True:
         search_end = direction
         k = search_end
-        while True:  # counter-clockwise from the pixel after the one we came from
+        while True:  # counter-clockwise, starting after the pixel the walk came from
             k += 1
             following = current + offsets[k]
             if cells[following]:
@@ -306,15 +307,6 @@ class _Item:
         return f"task {self.task.get('id')}, annotation {self.annotation.get('id')}"
 
 
-def _created_at_key(annotation: Mapping[str, Any]) -> tuple[int, Any]:
-    created = annotation.get("created_at")
-    if isinstance(created, str):
-        return (1, created)
-    if isinstance(created, int | float) and not isinstance(created, bool):
-        return (0, created)
-    return (0, 0)
-
-
 def _items(source: TaskSource, label_config: Mapping[str, Mapping[str, Any]]) -> Iterator[_Item]:
     """The annotations the SDK's converter reads, in its order.
 
@@ -326,15 +318,9 @@ def _items(source: TaskSource, label_config: Mapping[str, Mapping[str, Any]]) ->
     for task in source.tasks():
         if not isinstance(task, Mapping):
             continue
-        annotations = task.get("annotations") if "annotations" in task else task.get("completions")
-        if annotations is None or not isinstance(annotations, list):
-            continue
-        if not annotations:
-            yield _Item(task, {}, {})
-            continue
-        kept = [a for a in annotations if isinstance(a, Mapping) and not (a.get("skipped") or a.get("was_cancelled"))]
-        for annotation in sorted(kept, key=_created_at_key, reverse=True):
-            yield _Item(task, annotation, _outputs(annotation, matcher, label_config))
+        for annotation in matcher.exported_annotations(task):
+            outputs = {} if annotation is NO_ANNOTATION else _outputs(annotation, matcher, label_config)
+            yield _Item(task, annotation, outputs)
 
 
 def _outputs(
@@ -401,14 +387,14 @@ def convert_png(source: TaskSource, out: BinaryIO, context: ConversionContext) -
 
 def _annotator_for_name(completed_by: Any) -> str:
     """The annotator part of a mask's file name: an email (or id) with only letters, digits, `@` and `.` kept."""
-    text = str(completed_by.get("email", "") or "") if isinstance(completed_by, Mapping) else str(completed_by)
+    text = str(annotator(completed_by) or "")
     return "".join(ch for ch in text if ch.isalnum() or ch in "@.")
 
 
 def _mask_files(item: _Item, suffix: str) -> Iterator[tuple[str, _Region]]:
     """(file name, region) for every brush region of the item, in result order."""
-    annotator = _annotator_for_name(item.annotation.get("completed_by", {}))
-    prefix = f"task-{item.task.get('id')}-annotation-{item.annotation.get('id')}-by-{annotator}-"
+    by = _annotator_for_name(item.annotation.get("completed_by", {}))
+    prefix = f"task-{item.task.get('id')}-annotation-{item.annotation.get('id')}-by-{by}-"
     for from_name, regions in item.outputs.items():
         counters: dict[str, int] = {}
         for region in regions:
@@ -437,8 +423,8 @@ def _decoded(item: _Item, region: _Region) -> np.ndarray:
 
 def _write_masks(source: TaskSource, out: BinaryIO, context: ConversionContext, suffix: str) -> None:
     written = 0
-    # Fastest deflate: masks are long runs, so level 1 already shrinks them about 25 times (PNGs are stored).
-    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+    # `Archive` deflates at level 1: masks are long runs, so that already shrinks them about 25 times.
+    with Archive(out, _scratch(context)) as archive:
         task_files: dict[str, tuple[_Item, _Region]] = {}
         current_task: Any = None
         for item in _items(source, context.label_config):
@@ -456,21 +442,25 @@ def _write_masks(source: TaskSource, out: BinaryIO, context: ConversionContext, 
         )
 
 
-def _flush_masks(archive: zipfile.ZipFile, task_files: dict[str, tuple[_Item, _Region]], suffix: str) -> int:
+def _flush_masks(archive: Archive, task_files: dict[str, tuple[_Item, _Region]], suffix: str) -> int:
     for file_name, (item, region) in task_files.items():
         mask = _decoded(item, region)
         if suffix == ".npy":
             header = io.BytesIO()
             np.lib.format.write_array_header_1_0(header, np.lib.format.header_data_from_array_1_0(mask))
-            size = header.tell() + mask.nbytes
-            with archive.open(file_name, "w", force_zip64=size > 2**31) as entry:
+            with archive.stream(file_name) as entry:
                 entry.write(header.getvalue())
-                entry.write(mask.data)
+                entry.write(mask.data.cast("B"))  # the C-contiguous mask's bytes, not copied
         else:
-            archive.writestr(file_name, greyscale_png(mask), compress_type=zipfile.ZIP_STORED)
+            archive.write(file_name, greyscale_png(mask), stored=True)  # PNG data is deflated already
     count = len(task_files)
     task_files.clear()
     return count
+
+
+def _scratch(context: ConversionContext) -> Path | None:
+    """The folder for scratch files: the context's, when it exists (else the system's)."""
+    return context.scratch_dir if context.scratch_dir and Path(context.scratch_dir).is_dir() else None
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
@@ -515,7 +505,7 @@ def convert_coco(source: TaskSource, out: BinaryIO, context: ConversionContext) 
     Images and annotations are spooled to scratch files as they are produced and joined at the end, so
     the JSON is never built in memory. A brush mask that cannot be decoded is left out, as the SDK does.
     """
-    scratch = context.scratch_dir if context.scratch_dir and context.scratch_dir.is_dir() else None
+    scratch = _scratch(context)
     categories: dict[str, dict[str, Any]] = {}
     with (
         tempfile.TemporaryFile(dir=scratch) as images,
@@ -525,9 +515,9 @@ def convert_coco(source: TaskSource, out: BinaryIO, context: ConversionContext) 
         annotation_rows = _JsonRows(annotations)
         for image_id, item in enumerate(_items(source, context.label_config)):
             _coco_item(image_id, item, categories, image_rows, annotation_rows)
-        with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-            archive.mkdir("images")
-            with archive.open(_COCO_FILE, "w", force_zip64=True) as entry:
+        with Archive(out, scratch) as archive:
+            archive.folder("images")
+            with archive.stream(_COCO_FILE) as entry:
                 entry.write(b'{"images": [\n')
                 image_rows.copy_to(entry)
                 entry.write(b'\n], "annotations": [\n')
@@ -558,7 +548,7 @@ class _JsonRows:
         self.file.write((b",\n" if self.count else b"") + orjson.dumps(value))
         self.count += 1
 
-    def copy_to(self, target: BinaryIO) -> None:
+    def copy_to(self, target: IO[bytes]) -> None:
         self.file.seek(0)
         shutil.copyfileobj(self.file, target, 1024 * 1024)
 
@@ -577,12 +567,6 @@ def _image_path(data: Any) -> str | None:
     return None
 
 
-def _coco_annotator(completed_by: Any) -> Any:
-    if isinstance(completed_by, Mapping):
-        return completed_by.get("email", "unknown")
-    return str(completed_by)
-
-
 def _coco_item(
     image_id: int,
     item: _Item,
@@ -595,7 +579,7 @@ def _coco_item(
     if path is None or not item.outputs:
         return
     width = height = None
-    annotator = _coco_annotator(item.annotation.get("completed_by", {}))
+    annotator_name = annotator(item.annotation.get("completed_by", {}), "unknown")
     found = False
     for regions in item.outputs.values():
         for region in regions:
@@ -611,7 +595,7 @@ def _coco_item(
                         "area": area,
                         "bbox": bbox,
                         "iscrowd": 0,
-                        "annotator": annotator,
+                        "annotator": annotator_name,
                     }
                 )
                 found = True

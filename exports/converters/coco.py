@@ -96,6 +96,8 @@ def write_coco(source: TaskSource, out: BinaryIO, context: ConversionContext, *,
                     writer.add(item, file_name, size)
         finally:
             writer.close()
+            if packer is not None:
+                packer.close()
         if packer is not None:
             packer.finish()
         with archive.stream("result.json") as result:
@@ -110,6 +112,7 @@ class _CocoWriter:
         self.categories = Categories(context.label_config)
         has_keypoints = self.tasks.has_control("KeyPointLabels")
         self.kp_names = keypoint_order(context.label_config) if has_keypoints else []
+        self.kp_position = {name: index for index, name in enumerate(self.kp_names)}
         self.kp_category = _merge_keypoint_categories(self.categories, self.kp_names) if self.kp_names else 0
         self.images = _JsonArray(Path(context.scratch_dir) / "coco-images.jsonl")
         self.annotations = _JsonArray(Path(context.scratch_dir) / "coco-annotations.jsonl")
@@ -187,7 +190,7 @@ class _CocoWriter:
 
     def _keypoints(self, item: Item, regions: list[Region], image_id: int, width: Any, height: Any) -> dict[str, Any]:
         """All keypoints of one item as one COCO annotation: `[x, y, visibility]` per keypoint name, in order."""
-        position = {name: index for index, name in enumerate(self.kp_names)}
+        position = self.kp_position
         values = [0] * (3 * len(self.kp_names))
         for region in regions:
             region_w, region_h = region.width or width, region.height or height

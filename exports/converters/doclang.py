@@ -42,6 +42,7 @@ from defusedxml import DefusedXmlException
 
 from exports.converters.registry import ConversionContext, ConversionError
 from exports.converters.source import TaskSource
+from exports.converters.ziparchive import Archive
 
 __all__ = ["convert", "doclang_document", "document_sources", "image_data_keys"]
 
@@ -84,7 +85,7 @@ _NON_DOCUMENT_TYPES = frozenset(
         "videovectorlabels",
     }
 )
-_DATA_KEYS = ("doclang", "document")
+_DATA_KEYS = frozenset({"doclang", "document"})
 # Bounds on walking nested JSON values, so a deep or huge value cannot stall the export.
 _MAX_DEPTH = 32
 _MAX_NODES = 10_000
@@ -147,24 +148,38 @@ def doclang_document(text: str) -> bytes | None:
     return encoded
 
 
-def _strings(value: Any) -> Iterator[str]:
-    """The strings in a JSON value, depth first in document order, within the walking bounds."""
-    stack: list[Iterator[tuple[Any, int]]] = [iter(((value, 0),))]
-    visited = 0
-    while stack and visited < _MAX_NODES:
-        try:
-            current, depth = next(stack[-1])
-        except StopIteration:
-            stack.pop()
-            continue
-        visited += 1
-        if isinstance(current, str):
-            yield current
-        elif depth < _MAX_DEPTH:
-            if isinstance(current, Mapping):
-                stack.append((child, depth + 1) for child in current.values())
-            elif isinstance(current, list):
-                stack.append((child, depth + 1) for child in current)
+def _strings(value: Any, *, under: frozenset[str] | None = None) -> Iterator[str]:
+    """The strings in a JSON value in document order; with `under`, only those below one of these object keys.
+
+    At most `_MAX_NODES` values are looked at, none deeper than `_MAX_DEPTH` levels (which also bounds the
+    recursion), so a deep or huge value cannot stall the export.
+    """
+    budget = _MAX_NODES
+
+    def walk(node: Any, depth: int, wanted: bool) -> Iterator[str]:
+        nonlocal budget
+        budget -= 1
+        if isinstance(node, str):
+            if wanted:
+                yield node
+            return
+        if depth >= _MAX_DEPTH:
+            return
+        if isinstance(node, Mapping):
+            children: Iterator[tuple[Any, bool]] = (
+                (child, wanted or key in under)
+                for key, child in node.items()  # type: ignore[operator]
+            )
+        elif isinstance(node, list):
+            children = ((child, wanted) for child in node)
+        else:
+            return
+        for child, child_wanted in children:
+            if budget <= 0:
+                return
+            yield from walk(child, depth + 1, child_wanted)
+
+    yield from walk(value, 0, under is None)
 
 
 def _searched_value(result: Mapping[str, Any]) -> Any:
@@ -198,20 +213,10 @@ def _data_documents(data: Any) -> list[bytes]:
     if not isinstance(data, Mapping):
         return []
     documents: list[bytes] = []
-    stack: list[tuple[Any, int, bool]] = [(data, 0, False)]
-    visited = 0
-    while stack and visited < _MAX_NODES:
-        current, depth, under_key = stack.pop()
-        visited += 1
-        if isinstance(current, str):
-            if under_key and (document := doclang_document(current)) is not None and document not in documents:
-                documents.append(document)
-        elif depth < _MAX_DEPTH:
-            if isinstance(current, Mapping):
-                children = [(child, depth + 1, under_key or key in _DATA_KEYS) for key, child in current.items()]
-                stack.extend(reversed(children))
-            elif isinstance(current, list):
-                stack.extend(reversed([(child, depth + 1, under_key) for child in current]))
+    for text in _strings(data, under=_DATA_KEYS):
+        document = doclang_document(text)
+        if document is not None and document not in documents:
+            documents.append(document)
     return documents
 
 
@@ -222,27 +227,25 @@ def _entries(task: Mapping[str, Any], key: str) -> list[Any]:
 
 def document_sources(task: Mapping[str, Any]) -> Iterator[DocumentSource]:
     """The task's DocLang documents in export order (see the module docstring)."""
-    exported: set[Any] = set()
-    found = False
     annotations = _entries(task, "annotations") or _entries(task, "completions")
-    kept = (a for a in annotations if isinstance(a, Mapping) and not (a.get("was_cancelled") or a.get("skipped")))
-    for index, annotation in enumerate(kept):
-        document = _result_document(annotation)
-        if document is not None:
-            source_id = annotation.get("id", index)
-            _remember(exported, source_id)
-            found = True
-            yield DocumentSource("annotation", source_id, document)
-    for kind, key, linked in (("draft", "drafts", True), ("prediction", "predictions", False)):
-        for index, entry in enumerate(_entries(task, key)):
+    kept = [a for a in annotations if isinstance(a, Mapping) and not (a.get("was_cancelled") or a.get("skipped"))]
+    groups = (("annotation", kept), ("draft", _entries(task, "drafts")), ("prediction", _entries(task, "predictions")))
+    annotations_with_document: set[Any] = set()  # the drafts of these annotations are passed over
+    found = False
+    for kind, entries in groups:
+        for position, entry in enumerate(entries):
             if not isinstance(entry, Mapping):
                 continue
-            if linked and _is_exported(exported, entry.get("annotation")):
-                continue  # the draft of an annotation that already gave its document
+            if kind == "draft" and _id_key(entry.get("annotation")) in annotations_with_document:
+                continue
             document = _result_document(entry)
-            if document is not None:
-                found = True
-                yield DocumentSource(kind, entry.get("id", index), document)
+            if document is None:
+                continue
+            source_id = entry.get("id", position)  # an entry without an id is named by its position
+            if kind == "annotation" and (key := _id_key(source_id)) is not None:
+                annotations_with_document.add(key)
+            found = True
+            yield DocumentSource(kind, source_id, document)
     if found:
         return
     documents = _data_documents(task.get("data"))
@@ -253,13 +256,9 @@ def document_sources(task: Mapping[str, Any]) -> Iterator[DocumentSource]:
             yield DocumentSource("data", number, document)
 
 
-def _remember(ids: set[Any], value: Any) -> None:
-    if value is not None and not isinstance(value, list | dict):
-        ids.add(value)
-
-
-def _is_exported(ids: set[Any], value: Any) -> bool:
-    return value is not None and not isinstance(value, list | dict) and value in ids
+def _id_key(value: Any) -> Any:
+    """An id usable as a set member; None for a missing id or one that is a JSON list or object."""
+    return None if isinstance(value, list | dict) else value
 
 
 # --- Page images --------------------------------------------------------------------------------------------------
@@ -330,19 +329,25 @@ def _sniffed_suffix(content: bytes) -> str | None:
 
 
 def _page_suffix(url: str, content: bytes) -> str:
-    """The page file's extension: from a data URL's media type, else the URL's path, else the bytes."""
+    """The page file's extension: the first of these that is a page image type, else `.png`.
+
+    For a data URL, its media type. Otherwise the extension of the URL's path, then the type the bytes start
+    with, then the type guessed from the path.
+    """
     if url.startswith("data:"):
-        media_type = url[5:].split(";", 1)[0].strip()
-        guess = _normal_suffix(mimetypes.guess_extension(media_type) or "")
-        return guess if guess in _PAGE_SUFFIXES else ".png"
-    path_suffix = _normal_suffix(posixpath.splitext(urlparse(url).path)[1])
-    if path_suffix in _PAGE_SUFFIXES:
-        return path_suffix
-    sniffed = _sniffed_suffix(content)
-    if sniffed:
-        return sniffed
-    guess = _normal_suffix(mimetypes.guess_extension(mimetypes.guess_type(urlparse(url).path)[0] or "") or "")
-    return guess if guess in _PAGE_SUFFIXES else ".png"
+        candidates = [mimetypes.guess_extension(url[5:].split(";", 1)[0].strip())]
+    else:
+        path = urlparse(url).path
+        candidates = [
+            posixpath.splitext(path)[1],
+            _sniffed_suffix(content),
+            mimetypes.guess_extension(mimetypes.guess_type(path)[0] or ""),
+        ]
+    for candidate in candidates:
+        suffix = _normal_suffix(candidate or "")
+        if suffix in _PAGE_SUFFIXES:
+            return suffix
+    return ".png"
 
 
 def _data_url_bytes(url: str) -> bytes | None:
@@ -389,7 +394,7 @@ def convert(source: TaskSource, out: BinaryIO, context: ConversionContext) -> No
     single_key, list_key = image_data_keys(context.label_config, context.extra.get("label_config_xml"))
     scratch = context.scratch_dir if context.scratch_dir and context.scratch_dir.is_dir() else None
     written = 0
-    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as export:
+    with Archive(out, scratch) as export:
         for task in source.tasks():
             if not isinstance(task, Mapping):
                 continue
@@ -401,10 +406,7 @@ def convert(source: TaskSource, out: BinaryIO, context: ConversionContext) -> No
             for name, found in sources.items():
                 with tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES, dir=scratch) as dclx:
                     _write_dclx(dclx, found.document, pages)
-                    dclx.seek(0)
-                    with export.open(name, "w", force_zip64=True) as entry:
-                        while chunk := dclx.read(1024 * 1024):
-                            entry.write(chunk)
+                    export.copy(name, dclx)  # stored: a `.dclx` is a zip already
                 written += 1
     if not written:
         raise ConversionError(

@@ -302,6 +302,11 @@ class ArchiveImages:
         self._missing.write((b",\n" if self.missing_count else b"\n") + orjson.dumps(record))
         self.missing_count += 1
 
+    def close(self) -> None:
+        """Close the scratch list of images left out (also when the conversion stops early)."""
+        if self._missing is not None:
+            self._missing.close()
+
     def finish(self) -> None:
         """Write `images_not_included.json` (a JSON array) when any image was left out."""
         if self._missing is None:

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from exports.converters.registry import ConversionContext
     from exports.converters.source import TaskSource
 
-__all__ = ["NO_ANNOTATION", "JsonMinConverter", "convert", "to_json_min"]
+__all__ = ["NO_ANNOTATION", "JsonMinConverter", "annotator", "convert", "to_json_min"]
 
 # Control types whose single value is unwrapped: one choice becomes the bare string, one text the bare text.
 _SINGLE_VALUE_KEYS = {"Choices": "choices", "TextArea": "text"}
@@ -88,8 +88,7 @@ class JsonMinConverter:
         # Anything but an object in the list is not an annotation and is passed over.
         kept = [a for a in annotations if isinstance(a, dict) and not (a.get("skipped") or a.get("was_cancelled"))]
         if len(kept) > 1:
-            # Newest first by the creation time as written (ISO text); ties keep their order (a stable sort).
-            kept.sort(key=_created_at, reverse=True)
+            kept.sort(key=_created_at_order, reverse=True)  # newest first; ties keep their order (a stable sort)
         return kept
 
     def tag_for(self, from_name: str) -> str | None:
@@ -196,7 +195,7 @@ class JsonMinConverter:
                 record[name] = single[0] if isinstance(single, (list, str)) and len(single) == 1 else value
             else:
                 record[name] = _prettify(values)
-        record["annotator"] = _annotator(annotation.get("completed_by", {}))
+        record["annotator"] = annotator(annotation.get("completed_by", {}), keep_int_id=True)
         record["annotation_id"] = annotation.get("id")
         record["created_at"] = annotation.get("created_at")
         record["updated_at"] = annotation.get("updated_at")
@@ -235,8 +234,18 @@ def convert(source: "TaskSource", out: BinaryIO, context: "ConversionContext") -
     out.write(b"\n]")
 
 
-def _created_at(annotation: Mapping[str, Any]) -> Any:
-    return annotation.get("created_at", 0)
+def _created_at_order(annotation: Mapping[str, Any]) -> tuple[int, Any]:
+    """The sort key that puts annotations newest first (with `reverse=True`): `created_at` as written.
+
+    For ISO times (or numbers) alone this is Label Studio's order. Mixed values, which make its converter stop
+    with a TypeError, still sort: text after numbers, and a missing or null time counts as 0.
+    """
+    created = annotation.get("created_at")
+    if isinstance(created, str):
+        return (1, created)
+    if isinstance(created, int | float) and not isinstance(created, bool):
+        return (0, created)
+    return (0, 0)
 
 
 def _name_pattern(name: str, info: Mapping[str, Any]) -> re.Pattern | None:
@@ -269,10 +278,11 @@ def _prettify(values: list[tuple[str, Mapping[str, Any]]]) -> Any:
     return out[0] if kind in _SINGLE_VALUE_KEYS and len(out) == 1 else out
 
 
-def _annotator(completed_by: Any) -> Any:
-    """The annotator as Label Studio writes it: the user id, the email of an expanded user, else the text."""
+def annotator(completed_by: Any, default: Any = None, *, keep_int_id: bool = False) -> Any:
+    """The annotator as Label Studio's converters write it: an expanded user's email (`default` when it has
+    none), else the user id as text (as a number with `keep_int_id`)."""
     if isinstance(completed_by, Mapping):
-        return completed_by.get("email")
-    if isinstance(completed_by, int):
+        return completed_by.get("email", default)
+    if keep_int_id and isinstance(completed_by, int):
         return completed_by
     return str(completed_by)

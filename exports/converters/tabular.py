@@ -30,7 +30,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from exports.converters.json_min import NO_ANNOTATION, JsonMinConverter, _prettify
+from exports.converters.json_min import NO_ANNOTATION, JsonMinConverter, _prettify, annotator
 from exports.converters.registry import ConversionContext
 from exports.converters.source import TaskSource
 
@@ -127,7 +127,7 @@ def _write_rows(source: TaskSource, converter: JsonMinConverter, rows: BinaryIO)
                     columns.chats.add(name)
                     row[f"{name}_transcript"] = _transcript(pretty)
             after = {
-                "annotator": _text_annotator(annotation.get("completed_by", {})),
+                "annotator": annotator(annotation.get("completed_by", {})),
                 "annotation_id": annotation.get("id"),
                 "created_at": annotation.get("created_at"),
                 "updated_at": annotation.get("updated_at"),
@@ -143,13 +143,6 @@ def _write_rows(source: TaskSource, converter: JsonMinConverter, rows: BinaryIO)
             rows.write(orjson.dumps([row, data_cells, after]))
             rows.write(b"\n")
     return columns
-
-
-def _text_annotator(completed_by: Any) -> Any:
-    """The annotator's email for an expanded user, else the value as text (a user id is quoted)."""
-    if isinstance(completed_by, Mapping):
-        return completed_by.get("email")
-    return str(completed_by)
 
 
 def _cell(value: Any) -> Any:

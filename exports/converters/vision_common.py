@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
-from exports.converters.json_min import JsonMinConverter
+from exports.converters.json_min import NO_ANNOTATION, JsonMinConverter, annotator
 from exports.converters.registry import ConversionError
 
 __all__ = [
@@ -105,10 +105,7 @@ class Item:
 
     def annotator(self) -> str:
         """The annotator as Pascal VOC files name them: the email of an expanded user, else the id as text."""
-        completed_by = (self.annotation or {}).get("completed_by", {})
-        if isinstance(completed_by, Mapping):
-            return str(completed_by.get("email", "") or "")
-        return str(completed_by)
+        return str(annotator((self.annotation or {}).get("completed_by", {})) or "")
 
 
 class VisionTasks:
@@ -135,24 +132,13 @@ class VisionTasks:
 
     def items(self, task: Mapping[str, Any]) -> list[Item]:
         """The task's items: none when it has no annotation list or only cancelled annotations."""
-        if "annotations" in task:
-            annotations = task["annotations"]
-        elif "completions" in task:  # the pre-1.0 name, still read by Label Studio's converter
-            annotations = task["completions"]
-        else:
-            return []
-        if not isinstance(annotations, list):
-            return []  # not an annotation list; nothing to export for this task
-        task_id = task.get("id")
+        annotations = JsonMinConverter.exported_annotations(task)
         if not annotations:
-            return [Item(task_id, self.image_url(task), None, [], False)]
-        kept = [a for a in annotations if _is_mapping(a) and not (a.get("skipped") or a.get("was_cancelled"))]
-        if not kept:
             return []
-        # Newest first by the creation time as written; equal times keep their order (a stable sort).
-        kept.sort(key=lambda a: str(a.get("created_at") or ""), reverse=True)
-        url = self.image_url(task)
-        return [self._item(task_id, url, annotation) for annotation in kept]
+        task_id, url = task.get("id"), self.image_url(task)
+        if annotations[0] is NO_ANNOTATION:
+            return [Item(task_id, url, None, [], False)]
+        return [self._item(task_id, url, annotation) for annotation in annotations]
 
     def _item(self, task_id: Any, url: str, annotation: Mapping[str, Any]) -> Item:
         # The hot loop of every image format: plain dicts are checked by type first, control names are cached.
@@ -232,10 +218,6 @@ def _image_data_key(label_config: Mapping[str, Mapping[str, Any]]) -> str:
                 return key
             fallback = fallback or key
     return fallback or "image"
-
-
-def _is_mapping(value: Any) -> bool:
-    return type(value) is dict or isinstance(value, Mapping)  # parsed JSON is always a plain dict: checked first
 
 
 _NUMBER_TYPES = frozenset({int, float})

@@ -64,23 +64,26 @@ def write_yolo(
         archive.folder("images")
         archive.folder("labels")
         packer = ArchiveImages(archive, fetch_images, context.scratch_dir) if fetch_images else None
-        for task in source.tasks():
-            items = tasks.items(task)
-            if not items:
-                continue
-            url = items[0].url
-            file_name = file_name_of(url)
-            stem, extension = posixpath.splitext(file_name)
-            stem, _ = names.claim(cut_stem(stem) or f"task-{items[0].task_id}", ".txt", items[0].task_id)
-            size = None
+        try:
+            for task in source.tasks():
+                items = tasks.items(task)
+                if not items:
+                    continue
+                url, task_id = items[0].url, items[0].task_id
+                stem, extension = posixpath.splitext(file_name_of(url))
+                stem, _ = names.claim(cut_stem(stem) or f"task-{task_id}", ".txt", task_id)
+                size = None
+                if packer is not None:
+                    size = packer.add(f"images/{stem}{extension}", url, task_id)
+                item = winning_item(items)
+                if kp_names:
+                    text = _keypoint_lines(item, categories, kp_names)
+                else:
+                    text = "".join(_lines(item, categories, obb, size))
+                archive.write(f"labels/{stem}.txt", text)
+        finally:
             if packer is not None:
-                size = packer.add(f"images/{stem}{extension}", url, items[0].task_id)
-            item = winning_item(items)
-            if kp_names:
-                text = _keypoint_lines(item, categories, kp_names)
-            else:
-                text = "".join(_lines(item, categories, obb, size))
-            archive.write(f"labels/{stem}.txt", text)
+                packer.close()
         if packer is not None:
             packer.finish()
         archive.write("classes.txt", _classes_text(categories))

@@ -41,6 +41,7 @@ _MSDOS_FOLDER = 0x10
 # Deflating costs more than it saves below this size (label files of a few boxes): such entries are stored.
 _SMALL = 256
 _LEVEL = 1
+_BLOCK = 1 << 20
 
 
 class Archive:
@@ -111,28 +112,55 @@ class Archive:
         self._emit(_DESCRIPTOR64.pack(0x08074B50, crc, compressed, size))
         self._record(encoded, flags, _DEFLATED, crc, compressed, size, offset, _FILE_MODE << 16, zip64=True)
 
+    def copy(self, name: str, file: IO[bytes]) -> None:
+        """A member stored as it is from a seekable file (one made in a scratch file, such as a zip of its own).
+
+        The file is read twice, once for its size and checksum and once to copy it, so it is never held whole.
+        """
+        crc = size = 0
+        file.seek(0)
+        while block := file.read(_BLOCK):
+            crc = zlib.crc32(block, crc)
+            size += len(block)
+        file.seek(0)
+        encoded, flags, offset, zip64 = self._local_header(name, _STORED, crc, size, size)
+        copied = 0
+        while block := file.read(_BLOCK):
+            self._emit(block)
+            copied += len(block)
+        if copied != size:
+            raise RuntimeError(f"{name}: the file changed while it was copied into the archive")
+        self._record(encoded, flags, _STORED, crc, size, size, offset, _FILE_MODE << 16, zip64=zip64)
+
     def _whole(self, name: str, data: bytes, method: int, attributes: int) -> None:
-        encoded, flags = _encode_name(name)
         crc = zlib.crc32(data)
         if method == _DEFLATED:
             compressor = zlib.compressobj(_LEVEL, zlib.DEFLATED, -15)
             payload = compressor.compress(data) + compressor.flush()
         else:
             payload = data
+        encoded, flags, offset, zip64 = self._local_header(name, method, crc, len(payload), len(data))
+        self._emit(payload)
+        self._record(encoded, flags, method, crc, len(payload), len(data), offset, attributes, zip64=zip64)
+
+    def _local_header(
+        self, name: str, method: int, crc: int, compressed: int, size: int
+    ) -> tuple[bytes, int, int, bool]:
+        """Write the local header of a member whose sizes are known; its encoded name, flags, offset and ZIP64 need."""
+        encoded, flags = _encode_name(name)
         offset = self._offset
-        zip64 = len(data) > _ZIP64_LIMIT or len(payload) > _ZIP64_LIMIT
+        zip64 = size > _ZIP64_LIMIT or compressed > _ZIP64_LIMIT
         if zip64:
-            extra = struct.pack("<HHQQ", 1, 16, len(data), len(payload))
+            extra = struct.pack("<HHQQ", 1, 16, size, compressed)
             sizes = (_FOUR_BYTES, _FOUR_BYTES)
         else:
-            extra, sizes = b"", (len(payload), len(data))
+            extra, sizes = b"", (compressed, size)
         version = _ZIP64_VERSION if zip64 else _VERSION
         header = _LOCAL_HEADER.pack(
             0x04034B50, version, flags, method, self._dos_time, self._dos_date, crc, *sizes, len(encoded), len(extra)
         )
         self._emit(header + encoded + extra)
-        self._emit(payload)
-        self._record(encoded, flags, method, crc, len(payload), len(data), offset, attributes, zip64=zip64)
+        return encoded, flags, offset, zip64
 
     def _emit(self, data: bytes) -> None:
         self._out.write(data)
@@ -192,7 +220,7 @@ class Archive:
     def _finish(self) -> None:
         start = self._offset
         self._central.seek(0)
-        while block := self._central.read(1 << 20):
+        while block := self._central.read(_BLOCK):
             self._emit(block)
         size = self._offset - start
         count = self._entries

@@ -432,6 +432,16 @@ def test_json_min_keeps_a_choices_region_without_choices(tmp_path):
     assert records[0]["sentiment"] == {}
 
 
+def test_json_min_orders_annotations_with_a_missing_creation_time(tmp_path):
+    """The SDK stops with TypeError when one annotation has no `created_at`; it counts as the oldest."""
+    undated = annotation(2, [choices("sentiment", "Positive")], created_at=None)
+    tasks = [task(1, {"text": "a"}, [undated, annotation(3, [choices("sentiment", "Négatif")])])]
+    with pytest.raises(TypeError):
+        sdk_only(tmp_path, NER_CONFIG, tasks, "JSON_MIN")
+    records = orjson.loads(ours_only(tmp_path, NER_CONFIG, tasks, "JSON_MIN"))
+    assert [record["annotation_id"] for record in records] == [3, 2]
+
+
 # --- CSV / TSV ----------------------------------------------------------------------------------------
 
 

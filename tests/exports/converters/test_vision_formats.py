@@ -806,6 +806,19 @@ def test_archive_with_more_entries_than_a_plain_zip_holds(seekable, tmp_path):
         assert infos[1].external_attr >> 16 == 0o100644
 
 
+def test_archive_copies_a_scratch_file_stored(tmp_path):
+    """A member copied from a file is stored as it is, larger than one read block, and reads back."""
+    content = bytes(range(256)) * 5000  # 1.28 MB, more than one 1 MiB block
+    out = WriteOnly()
+    with Archive(out, tmp_path) as archive, (tmp_path / "inner.zip").open("w+b") as scratch:
+        scratch.write(content)
+        archive.copy("task-1.dclx", scratch)
+    with zipfile.ZipFile(io.BytesIO(bytes(out.buffer))) as reader:
+        assert reader.testzip() is None
+        assert reader.getinfo("task-1.dclx").compress_type == zipfile.ZIP_STORED
+        assert reader.read("task-1.dclx") == content
+
+
 def test_fast_url_path_agrees_with_urlparse():
     """Image names use a quicker cut of http(s) URLs; it must give `urlparse`'s path for any such URL."""
     import random
