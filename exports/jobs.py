@@ -104,14 +104,19 @@ def run_export(export_id: int) -> None:
             raise LeaseLost(f"export {export_id} was taken from {owner} before it completed")
     except LeaseLost:
         logger.warning("Export %s: lease lost, discarding its file", export_id)
-        if name and not Export.objects.filter(file=name).exists():
-            storage.remove(name)
+        discard_unreferenced(Export, name)
     except Exception as exc:
         logger.exception("Export %s failed", export_id)
         reset_broken_connection()
-        if name:
-            storage.remove(name)
         Export.objects.transition(export_id, Status.FAILED, only_if={"lease_owner": owner}, reason=describe(exc))
+        discard_unreferenced(Export, name)
+
+
+def discard_unreferenced(model: type[Export] | type[ConvertedFormat], name: str) -> None:
+    """Remove a stored file a job made but could not record, unless a row refers to it after all (a run that took
+    over may have stored the same name, or the completing UPDATE may have committed before its error)."""
+    if name and not model.objects.filter(file=name).exists():
+        storage.remove(name)
 
 
 # --- Conversions of a completed snapshot into another format -------------------------------------------------
@@ -250,19 +255,14 @@ def run_conversion(converted_format_id: int) -> None:
             raise LeaseLost(f"converted format {converted_format_id} was taken from {owner} before it completed")
     except LeaseLost:
         logger.warning("Conversion %s: lease lost, discarding its file", converted_format_id)
-        _discard_unreferenced(name)
+        discard_unreferenced(ConvertedFormat, name)
     except Exception as exc:
         logger.warning("Conversion %s to %s failed", converted_format_id, export_type, exc_info=True)
         reset_broken_connection()
-        _discard_unreferenced(name)
         ConvertedFormat.objects.transition(
             converted_format_id,
             Status.FAILED,
             only_if={"lease_owner": owner},
             traceback=conversion_failure(export_type or "this format", exc),
         )
-
-
-def _discard_unreferenced(name: str) -> None:
-    if name and not ConvertedFormat.objects.filter(file=name).exists():
-        storage.remove(name)
+        discard_unreferenced(ConvertedFormat, name)

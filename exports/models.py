@@ -1,10 +1,10 @@
 """Export snapshots and their converted formats; every status change goes through `JobQuerySet.transition`."""
 
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Prefetch
+from django.db.models import Prefetch, Q
 from django.utils import timezone
 
 
@@ -51,9 +51,27 @@ class JobQuerySet(models.QuerySet):
     def lease_expired(self) -> "JobQuerySet":
         return self.filter(status=Status.IN_PROGRESS, lease_expires_at__lt=timezone.now())
 
+    def waiting_since(self, cutoff: datetime) -> "JobQuerySet":
+        """Rows still `created` that were made, and last sent to a job, at or before `cutoff`.
+
+        While a row is `created`, `lease_expires_at` holds when the sweep last sent it again (None: never).
+        """
+        return self.filter(status=Status.CREATED, created_at__lte=cutoff).filter(
+            Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lte=cutoff)
+        )
+
+    def mark_resent(self, pk: int, cutoff: datetime) -> bool:
+        """Stamp the time a waiting row is sent again; False when a job claimed it or another sweep sent it after
+        `cutoff`, so of several sweeps at once only one sends it."""
+        return self.waiting_since(cutoff).filter(pk=pk).update(lease_expires_at=timezone.now()) == 1
+
 
 class JobFields(models.Model):
-    """What a background job row needs: status, timing, failure reason and the lease of whoever runs it."""
+    """What a background job row needs: status, timing, failure reason and the lease of whoever runs it.
+
+    `lease_expires_at` is the running job's deadline while `in_progress`, and the time the sweep last sent the job
+    again while `created`.
+    """
 
     status = models.CharField(max_length=64, choices=Status.choices, default=Status.CREATED, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)

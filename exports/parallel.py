@@ -229,7 +229,7 @@ def _wait_for_others(export_id: int, holder: str, folder: str, part: dict, finis
 
 def _join(export: Export, joiner: str, folder: str, finished: dict[int, FinishedPart], count: int) -> None:
     """Concatenate the parts in order into the snapshot file, store it and complete the snapshot."""
-    from exports.jobs import export_file_name
+    from exports.jobs import discard_unreferenced, export_file_name
 
     digest = hashlib.md5(usedforsecurity=False)
     last_renewal = time.monotonic()
@@ -266,8 +266,7 @@ def _join(export: Export, joiner: str, folder: str, finished: dict[int, Finished
         export.pk, Status.COMPLETED, only_if={"lease_owner": joiner}, file=name, md5=md5, counters=counters, reason=""
     )
     if not completed:
-        if not Export.objects.filter(file=name).exists():
-            storage.remove(name)
+        discard_unreferenced(Export, name)
         raise LeaseLost(f"export {export.pk} was taken from {joiner} before it completed")
     storage.remove_folder(folder)
 
@@ -275,12 +274,17 @@ def _join(export: Export, joiner: str, folder: str, finished: dict[int, Finished
 def remove_abandoned_parts() -> int:
     """Delete the part folders of snapshots no longer running (failed by the sweep, deleted, or a former run);
     for `jobs_recover`. Returns how many folders were removed."""
+    folders = storage.list_folders(PARTS_FOLDER)
+    if not folders:
+        return 0
+    # Read after listing: a run whose folder is listed was already in progress (as `_runs`, one query for all).
+    owners = dict(Export.objects.filter(status=Status.IN_PROGRESS).values_list("pk", "lease_owner"))
     removed = 0
-    for folder in storage.list_folders(PARTS_FOLDER):
+    for folder in folders:
         export_id, _, run = folder.partition("-")
         if not export_id.isdigit():
             continue
-        if run and _runs(int(export_id), run):
+        if run and run in owners.get(int(export_id), ""):
             continue
         storage.remove_folder(f"{PARTS_FOLDER}/{folder}")
         removed += 1

@@ -6,6 +6,7 @@ import shutil
 import socket
 import time
 from datetime import UTC, timedelta
+from functools import partial
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -62,20 +63,26 @@ def export_create(
     return export
 
 
+@transaction.atomic
 def exports_delete(*, exports: QuerySet) -> None:
-    """Delete snapshots with their converted formats; their files are removed once the deletion commits."""
-    names = list(exports.exclude(file="").values_list("file", flat=True))
-    names += list(ConvertedFormat.objects.filter(export__in=exports).exclude(file="").values_list("file", flat=True))
+    """Delete snapshots with their converted formats; their files are removed once the deletion commits.
+
+    Every row is locked while the file names are read, those without a file too: a job that completes one
+    meanwhile waits, then finds its row gone and removes its own file (on SQLite the IMMEDIATE transaction does
+    the same).
+    """
+    converted = ConvertedFormat.objects.filter(export__in=exports.values("pk"))
+    names = [
+        *exports.select_for_update(of=("self",)).values_list("file", flat=True),
+        *converted.select_for_update(of=("self",)).values_list("file", flat=True),
+    ]
     exports.delete()
+    transaction.on_commit(partial(_remove_files, [name for name in names if name]))
 
-    def remove_files() -> None:
-        for name in names:
-            try:
-                storage.remove(name)
-            except OSError:
-                logger.exception("Could not remove export file %s", name)
 
-    transaction.on_commit(remove_files)
+def _remove_files(names: list[str]) -> None:
+    for name in names:
+        storage.remove(name)  # logs, never raises, when the storage cannot be reached
 
 
 def export_convert(*, export: Export, export_type: str, download_resources: bool = False) -> ConvertedFormat:
@@ -112,18 +119,11 @@ def export_convert(*, export: Export, export_type: str, download_resources: bool
     ):
         converted = existing
         if existing.file:
-            transaction.on_commit(lambda name=existing.file: _remove_quietly(name))
+            transaction.on_commit(partial(storage.remove, existing.file))
     else:
         raise ConversionRejected(already)
     queue.enqueue(jobs.run_conversion, converted.pk)
     return converted
-
-
-def _remove_quietly(name: str) -> None:
-    try:
-        storage.remove(name)
-    except OSError:
-        logger.exception("Could not remove export file %s", name)
 
 
 def _owner_is_dead(owner: str) -> int | None:
@@ -176,7 +176,8 @@ def _remove_abandoned_conversion_folders(*, older_than: float) -> int:
 
 def jobs_recover(*, requeue_older_than: float | None = None) -> dict[str, int]:
     """Fail snapshots and conversions whose job died (expired lease, or a dead process on this host), and requeue
-    those created more than `requeue_older_than` seconds ago that no job has claimed (None: requeue none).
+    those created more than `requeue_older_than` seconds ago that no job has claimed (None: requeue none); a row
+    is sent again at most once per `requeue_older_than` seconds, however many processes sweep.
     Safe to run from many processes at once: a requeued job that finds its row claimed does nothing."""
     failed = _fail_dead_jobs(Export.objects.all(), reason_field="reason", expired=LEASE_EXPIRED, owner_gone=OWNER_GONE)
     failed += _fail_dead_jobs(
@@ -192,10 +193,10 @@ def jobs_recover(*, requeue_older_than: float | None = None) -> dict[str, int]:
     if requeue_older_than is not None:
         cutoff = timezone.now() - timedelta(seconds=requeue_older_than)
         for job, objects in ((jobs.run_export, Export.objects), (jobs.run_conversion, ConvertedFormat.objects)):
-            waiting = objects.filter(status=Status.CREATED, created_at__lte=cutoff)
-            for pk in waiting.values_list("pk", flat=True):
-                queue.submit(job, pk)
-                requeued += 1
+            for pk in objects.waiting_since(cutoff).values_list("pk", flat=True):
+                if objects.mark_resent(pk, cutoff):  # once per `requeue_older_than`, by one sweep only
+                    queue.submit(job, pk)
+                    requeued += 1
     if failed or requeued:
         logger.info("Recovered export jobs: %s failed, %s requeued", failed, requeued)
     return {"failed": failed, "requeued": requeued}

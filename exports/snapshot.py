@@ -265,9 +265,13 @@ class SnapshotWriter:
             project
         )
         self.batch_size = batch_size
+        self._count: int | None = None
 
     def count(self) -> int:
-        return self.tasks.count()
+        """How many tasks the writer writes, counted once (a job asks before deciding to split, then for progress)."""
+        if self._count is None:
+            self._count = self.tasks.count()
+        return self._count
 
     def batches(self) -> Iterator[list[tuple]]:
         """Task rows in id order, `batch_size` at a time (keyset pagination: each batch is one indexed query)."""

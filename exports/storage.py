@@ -12,6 +12,7 @@ import os
 import shutil
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -109,16 +110,24 @@ def remove_abandoned_scratch(*, older_than: float) -> int:
     return removed
 
 
+def _partial_path(target: Path) -> Path:
+    """A name beside `target` for its file while written, private to this writer: two runs storing the same name
+    at once (a part sent twice) never write into, or move away, each other's partial file."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return target.with_name(f"{target.name}.{uuid.uuid4().hex[:12]}.partial")
+
+
 def _store_local(storage, name: str, scratch) -> str:
     target = Path(storage.path(name))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".partial")
-    partial.unlink(missing_ok=True)
+    partial = _partial_path(target)
     try:
-        os.link(scratch.name, partial)  # same disk: no copy
-    except OSError:
-        shutil.copyfile(scratch.name, partial)
-    os.replace(partial, target)
+        try:
+            os.link(scratch.name, partial)  # same disk: no copy
+        except OSError:
+            shutil.copyfile(scratch.name, partial)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
     return name
 
 
@@ -175,10 +184,12 @@ def put_bytes(name: str, data: bytes) -> None:
     try:
         if is_local(storage):
             target = Path(storage.path(name))
-            target.parent.mkdir(parents=True, exist_ok=True)
-            partial = target.with_name(target.name + ".partial")
-            partial.write_bytes(data)
-            os.replace(partial, target)
+            partial = _partial_path(target)
+            try:
+                partial.write_bytes(data)
+                os.replace(partial, target)
+            finally:
+                partial.unlink(missing_ok=True)
             return
         if storage.exists(name):
             storage.delete(name)

@@ -88,13 +88,14 @@ def file_responses(status: int, description: str) -> dict:
 
 
 class ExportMixin:
+    def scoped_exports(self):
+        """The exports of the URL's project inside the caller's organization."""
+        organization_id = self.request.user.active_organization_id
+        return Export.objects.filter(project_id=self.kwargs["pk"], project__organization_id=organization_id)
+
     def get_export(self) -> Export:
-        """The export of the URL's project inside the caller's organization, in one query (404 otherwise)."""
-        user = self.request.user
-        exports = Export.objects.filter(
-            project_id=self.kwargs["pk"], project__organization_id=user.active_organization_id
-        ).with_api_relations()
-        return get_object_or_404(exports, pk=self.kwargs["export_pk"])
+        """The export with the relations the API shows (404 outside the caller's organization)."""
+        return get_object_or_404(self.scoped_exports().with_api_relations(), pk=self.kwargs["export_pk"])
 
 
 @extend_schema_view(
@@ -114,7 +115,8 @@ class ExportDetailAPI(ExportMixin, DynamicFieldsViewMixin, generics.RetrieveDest
             if export is None:
                 raise NotFound("No Export matches the given query.")
             return export
-        return self.get_export()
+        # DELETE only needs to know the export is there: `exports_delete` reads its files itself.
+        return get_object_or_404(self.scoped_exports().only("pk"), pk=self.kwargs["export_pk"])
 
     def perform_destroy(self, instance):
         exports_delete(exports=Export.objects.filter(pk=instance.pk))

@@ -1,8 +1,7 @@
 """File responses with HEAD and single byte ranges (`bytes=a-b`, `bytes=a-`, `bytes=-n`), 416 when unsatisfiable."""
 
 import re
-from collections.abc import Callable, Iterable, Iterator
-from typing import BinaryIO
+from collections.abc import Callable, Iterable
 
 from django.http import HttpResponse, StreamingHttpResponse
 
@@ -30,20 +29,6 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None | bool:
     if start >= size or (last and int(last) < start):
         return False
     return start, end
-
-
-def _read(handle: BinaryIO, start: int, length: int) -> Iterator[bytes]:
-    try:
-        handle.seek(start)
-        remaining = length
-        while remaining > 0:
-            chunk = handle.read(min(CHUNK, remaining))
-            if not chunk:
-                break
-            remaining -= len(chunk)
-            yield chunk
-    finally:
-        handle.close()
 
 
 def ranged_response(
@@ -75,19 +60,4 @@ def ranged_response(
         response["Content-Range"] = f"bytes {start}-{end}/{size}"
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     response["filename"] = filename
-    return response
-
-
-def ranged_file_response(request, handle: BinaryIO, *, size: int, content_type: str, filename: str) -> HttpResponse:
-    """Stream `handle` (closed when done) honouring Range and HEAD."""
-    used = False
-
-    def chunks(start: int, length: int) -> Iterator[bytes]:
-        nonlocal used
-        used = True
-        return _read(handle, start, length)
-
-    response = ranged_response(request, chunks, size=size, content_type=content_type, filename=filename)
-    if not used:
-        handle.close()
     return response

@@ -124,7 +124,7 @@ def test_enabled_formats_are_the_sdks(config):
 
 @pytest.mark.parametrize("config", CONFIGS.values(), ids=CONFIGS.keys())
 def test_formats_list_matches_label_studios(config):
-    """Names, order, tags and `disabled` as Label Studio lists them; titles and descriptions are our own."""
+    """Names, order, tags and `disabled` as Label Studio lists them; titles and descriptions are the service's own."""
     schema = parse_label_config(config)
     ours = [
         {"name": item["name"], "tags": item.get("tags"), **({"disabled": True} if item.get("disabled") else {})}

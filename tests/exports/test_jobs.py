@@ -3,15 +3,18 @@ import os
 import re
 import socket
 import subprocess
+import threading
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.db import connection
+from django.db.models import QuerySet
 from django.utils import timezone
 
-from exports import jobs
+from exports import jobs, queue, storage
 from exports.models import ALLOWED, Export, Status
-from exports.services import jobs_recover
+from exports.services import exports_delete, jobs_recover
 from exports.snapshot import SnapshotWriter
 from tests.factories import fill_project, make_project
 
@@ -140,6 +143,102 @@ def test_the_periodic_sweep_requeues_only_snapshots_waiting_too_long(project, us
     just_made.refresh_from_db()
     assert waiting.status == Status.COMPLETED
     assert just_made.status == Status.CREATED
+
+
+def test_a_waiting_snapshot_is_sent_again_at_most_once_per_interval(project, user, monkeypatch):
+    """However often (and from however many processes) the sweep runs, a row still `created` is resent once per
+    `requeue_older_than` seconds, so resends do not pile up behind a long queue."""
+    sent = []
+    monkeypatch.setattr(queue, "submit", lambda job, *args: sent.append((job.__name__, *args)))
+    waiting = Export.objects.create(project=project, created_by=user)
+    Export.objects.filter(pk=waiting.pk).update(created_at=timezone.now() - timedelta(seconds=120))
+
+    assert jobs_recover(requeue_older_than=60)["requeued"] == 1
+    assert jobs_recover(requeue_older_than=60)["requeued"] == 0  # another sweep right after: already sent
+    assert Export.objects.get(pk=waiting.pk).status == Status.CREATED
+    Export.objects.filter(pk=waiting.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=61))
+    assert jobs_recover(requeue_older_than=60)["requeued"] == 1  # the interval has passed since the last send
+    assert sent == [("run_export", waiting.pk), ("run_export", waiting.pk)]
+
+
+def test_a_sent_snapshot_still_runs_when_claimed(project, user, monkeypatch):
+    """The resend stamp does not stand in the way of the job claiming the row."""
+    monkeypatch.setattr(queue, "submit", lambda job, *args: None)
+    export = Export.objects.create(project=project, created_by=user)
+    assert jobs_recover(requeue_older_than=0)["requeued"] == 1
+    jobs.run_export(export.pk)
+    export.refresh_from_db()
+    assert export.status == Status.COMPLETED
+    assert export.lease_expires_at is None
+
+
+def test_two_runs_storing_the_same_name_at_once_both_succeed(settings, monkeypatch):
+    """Each writer moves its own partial file into place: a part sent twice cannot make the other run fail."""
+    real_replace = os.replace
+    nested = []
+
+    def replace(src, dst):
+        if not nested:  # the other run stores the same name between this run's link and its move
+            nested.append(True)
+            with storage.scratch_file() as other:
+                other.write(b"same bytes")
+                storage.store("1/part.json", other)
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with storage.scratch_file() as scratch:
+        scratch.write(b"same bytes")
+        assert storage.store("1/part.json", scratch) == "1/part.json"
+    stored = stored_files(settings)
+    assert [path.name for path in stored] == ["part.json"]  # no partial file left beside it
+    assert stored[0].read_bytes() == b"same bytes"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_snapshot_completing_while_it_is_deleted_leaves_no_file(project, user, settings, monkeypatch):
+    """The deletion locks the rows whose files it reads: a job completing meanwhile waits, finds its row gone and
+    removes its own file, instead of recording a name the deletion never saw."""
+    export = Export.objects.create(project=project, created_by=user, status=Status.IN_PROGRESS, lease_owner="job")
+    with storage.scratch_file() as scratch:
+        scratch.write(b"[]")
+        name = storage.store(jobs.export_file_name(export, "d751713988987e9331980363e24189ce"), scratch)
+    names_read, go_on = threading.Event(), threading.Event()
+    real_delete = QuerySet.delete
+
+    def delete(self):
+        names_read.set()
+        go_on.wait(5)
+        return real_delete(self)
+
+    monkeypatch.setattr(QuerySet, "delete", delete)
+
+    def in_thread(work):
+        def target():
+            try:
+                work()
+            finally:
+                connection.close()
+
+        thread = threading.Thread(target=target)
+        thread.start()
+        return thread
+
+    def complete():
+        if not Export.objects.transition(
+            export.pk, Status.COMPLETED, only_if={"lease_owner": "job"}, file=name, md5="d7517139"
+        ):
+            jobs.discard_unreferenced(Export, name)
+
+    deleting = in_thread(lambda: exports_delete(exports=Export.objects.filter(pk=export.pk)))
+    assert names_read.wait(5)
+    completing = in_thread(complete)
+    completing.join(0.5)  # blocked on the row lock until the deletion commits
+    go_on.set()
+    deleting.join(10)
+    completing.join(10)
+    assert not Export.objects.filter(pk=export.pk).exists()
+    assert stored_files(settings) == []
 
 
 def test_a_job_that_lost_its_lease_leaves_no_file(project, user, settings, monkeypatch):

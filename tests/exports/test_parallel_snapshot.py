@@ -6,9 +6,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from exports import jobs, parallel, queue
+from exports import jobs, parallel, queue, storage
 from exports.models import Export, Status
 from exports.services import LEASE_EXPIRED, jobs_recover
 from exports.snapshot import SnapshotWriter
@@ -142,9 +144,11 @@ def test_when_every_range_is_empty_the_file_is_an_empty_array(project, user, set
 def test_small_snapshots_are_written_by_one_job(project, user, settings, held_parts):
     settings.EXPORT_PARTS = 4
     settings.EXPORT_PARALLEL_MIN_TASKS = 1000
-    export = run(project, user)
+    with CaptureQueriesContext(connection) as queries:
+        export = run(project, user)
     assert held_parts == []
     assert json.loads(export_file(settings, export))
+    assert sum("COUNT(" in query["sql"].upper() for query in queries) == 1  # counted once, not again for progress
 
 
 def test_plan_cuts_about_equal_ranges_in_id_order(project):
@@ -264,6 +268,22 @@ def test_deleting_a_split_snapshot_stops_its_parts_and_removes_them(project, use
     held_parts[1][0](*held_parts[1][1])  # finds the snapshot gone: writes nothing
     assert parallel.remove_abandoned_parts() == 1
     assert stored_parts(settings) == []
+
+
+def test_the_sweep_keeps_running_parts_and_removes_others_in_one_query(
+    project, user, settings, split, held_parts, django_assert_num_queries
+):
+    split(3)
+    running = Export.objects.create(project=project, created_by=user)
+    jobs.run_export(running.pk)
+    held_parts[0][0](*held_parts[0][1])
+    running_folder = parallel.parts_folder(running.pk, held_parts[0][1][1]["run"])
+    for name in ("1-old", "999999-gone", f"{running.pk}-former"):  # parts of no snapshot still running
+        storage.put_bytes(f"{parallel.PARTS_FOLDER}/{name}/00000.started", b"")
+
+    with django_assert_num_queries(1):
+        assert parallel.remove_abandoned_parts() == 3
+    assert storage.list_folders(parallel.PARTS_FOLDER) == [running_folder.split("/", 1)[1]]
 
 
 @pytest.mark.django_db(transaction=True)
