@@ -400,7 +400,10 @@ def _datetime(entry: dict, name: str, key: str) -> datetime | None:
         parsed = None
     if parsed is None:
         raise TaskProblem(f"{key}: {name} must be an ISO 8601 date and time, got {value!r}")
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except OverflowError:  # an offset that moves it past year 9999 in UTC, where it is stored
+        raise TaskProblem(f"{key}: {name} is out of range, got {value!r}") from None
 
 
 def _dumps(value: Any) -> str:
@@ -438,12 +441,20 @@ def insert_rows(model: type[models.Model], fields: Sequence[str], rows: Iterable
             cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({placeholders})", rows)
 
 
-def prediction_rows(*, project_id: int, items: Iterable[dict]) -> Iterable[tuple]:
-    """PREDICTION_FIELDS rows for checked `{task, result, score, model_version}` items."""
+def prediction_rows(*, project_id: int, items: Iterable[dict]) -> list[tuple]:
+    """PREDICTION_FIELDS rows for checked `{task, result, score, model_version}` items, all encoded before any is
+    written; ImportRejected names the first item whose result cannot be stored."""
     now = connection.ops.adapt_datetimefield_value(datetime.now(UTC))
-    for item in items:
-        result = _dumps(item.get("result") or [])
-        yield item["task"], result, item.get("score"), item.get("model_version") or "", project_id, 0.0, now, now
+    rows = []
+    for index, item in enumerate(items):
+        try:
+            result = _dumps(item.get("result") or [])
+        except TaskProblem as exc:
+            raise ImportRejected(f"Error at item {index}: {exc}") from exc
+        rows.append(
+            (item["task"], result, item.get("score"), item.get("model_version") or "", project_id, 0.0, now, now)
+        )
+    return rows
 
 
 def write_tasks(

@@ -12,6 +12,8 @@ from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Coalesce
 
 DEFAULT_LABEL_CONFIG = "<View></View>"
+# The largest id a row can have (64-bit keys); the database refuses to even compare a larger number with one.
+MAX_ROW_ID = 2**63 - 1
 
 
 def _count(model, *, counted: str = "pk", **filters) -> Coalesce:
@@ -106,7 +108,8 @@ class ProjectQuerySet(models.QuerySet):
 
     def with_counters(self, names: Iterable[str] = COUNTER_FIELDS) -> "ProjectQuerySet":
         """Label Studio's project counters (all, or those named), computed in the same query as the projects."""
-        return self.annotate(**{name: _counter(name) for name in COUNTER_FIELDS if name in set(names)})
+        wanted = set(names)
+        return self.annotate(**{name: _counter(name) for name in COUNTER_FIELDS if name in wanted})
 
     def with_queue(self, user, names: Iterable[str] = QUEUE_FIELDS) -> "ProjectQuerySet":
         """The user's own labeling progress (`queue_total`, `queue_done`), in the same query as the projects."""

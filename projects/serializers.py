@@ -30,6 +30,22 @@ def checked_label_config(value: str) -> str:
     return value
 
 
+def _holds_nul(value) -> bool:
+    """Whether a parsed JSON value has a NUL character in any key or string, at any depth."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
 def parsed_config_or_empty(project: Project) -> dict:
     return _config_facts(project.label_config or "")[0]
 
@@ -116,6 +132,8 @@ class ProjectSerializer(DynamicFieldsMixin, serializers.ModelSerializer):
         # A form field's text "null" is parsed to None after DRF's own null check has passed.
         if not isinstance(value, dict):
             raise serializers.ValidationError("Expected an object of control names to weights.")
+        if _holds_nul(value):  # PostgreSQL's jsonb refuses \u0000
+            raise serializers.ValidationError("Null characters are not allowed.")
         return value
 
     @extend_schema_field(OpenApiTypes.OBJECT)

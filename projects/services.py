@@ -15,7 +15,7 @@ from projects import imports, label_config
 from projects.copying import copy_project_data
 from projects.exceptions import ImportRejected, LabelConfigRejected, LabelConfigUnreadable
 from projects.imports import TaskSource
-from projects.models import Annotation, AnnotationDraft, FileUpload, Prediction, Project, Task
+from projects.models import MAX_ROW_ID, Annotation, AnnotationDraft, FileUpload, Prediction, Project, Task
 from projects.selectors import project_used_tags
 from users.models import User
 
@@ -251,9 +251,6 @@ def tasks_import(
 def _chunks(values: Sequence[int], size: int = 10_000) -> list[Sequence[int]]:
     """Pieces of `values` small enough for one `IN (...)` (SQLite allows 32766 parameters per statement)."""
     return [values[start : start + size] for start in range(0, len(values), size)]
-
-
-MAX_ROW_ID = 2**63 - 1
 
 
 @transaction.atomic

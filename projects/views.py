@@ -6,15 +6,16 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view, inline_serializer
 from rest_framework import filters, generics, serializers, status
 from rest_framework.exceptions import PermissionDenied, ValidationError
-from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api.pagination import ProjectPagination
+from config.api.parsers import JSONParser
 from config.api.views import DynamicFieldsViewMixin, read_list_param
 from projects.exceptions import ImportRejected
 from projects.imports import ImportJSONParser, limit_upload_size, paused_gc
-from projects.models import COUNTER_FIELDS, Project
+from projects.models import COUNTER_FIELDS, MAX_ROW_ID, Project
 from projects.selectors import project_annotators
 from projects.serializers import (
     ORDERING_FIELDS,
@@ -72,7 +73,7 @@ class ProjectFilter(filters.BaseFilterBackend):
         if options.get("title"):
             queryset = queryset.filter(title__icontains=options["title"])
         if "ids" in options:
-            queryset = queryset.filter(pk__in=options["ids"])
+            queryset = queryset.filter(pk__in=[pk for pk in options["ids"] if pk <= MAX_ROW_ID])
         if options["filter"] != "all":
             queryset = queryset.filter(pinned_at__isnull=options["filter"] == "exclude_pinned")
         if options.get("search"):

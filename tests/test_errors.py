@@ -4,12 +4,15 @@ import uuid
 from importlib import metadata
 
 import pytest
+from django.test import Client
 from django.urls import reverse
 from rest_framework.authtoken.models import Token
 from rest_framework.renderers import JSONRenderer
 from rest_framework.test import APIClient
 
+from config.api.parsers import MAX_DEPTH
 from exports.models import Export
+from projects.models import Project
 from tests.exports.helpers import create_export
 from tests.factories import fill_project, make_project, task_payload
 
@@ -73,11 +76,23 @@ def assert_401(response, detail: str) -> None:
         ("Token wrongtoken000000000000000", "Invalid token."),
         ("Token", "Invalid token header. No credentials provided."),
         ("Token a b", "Invalid token header. Token string should not contain spaces."),
+        ("Token abc\x00def", "Invalid token."),
+        ("Token " + "a" * 41, "Invalid token."),
         ("Bearer {key}", NOT_PROVIDED),
         ("Basic {key}", NOT_PROVIDED),
         ("{key}", NOT_PROVIDED),
     ],
-    ids=["no-header", "wrong-token", "token-alone", "token-two-parts", "bearer-scheme", "basic-scheme", "bare-key"],
+    ids=[
+        "no-header",
+        "wrong-token",
+        "token-alone",
+        "token-two-parts",
+        "token-with-nul",
+        "token-too-long",
+        "bearer-scheme",
+        "basic-scheme",
+        "bare-key",
+    ],
 )
 def test_bad_credentials_are_a_401(user, project, export, header, detail):
     key = Token.objects.get(user=user).key
@@ -171,6 +186,28 @@ def test_unmatched_urls_are_a_json_404(api_client, anonymous, project, export, r
     client = api_client if authenticated else anonymous
     response = getattr(client, method)(raw.format(pk=project.pk, export_pk=export.pk), HTTP_ACCEPT="text/html")
     assert_error(response, 404)
+
+
+@pytest.mark.parametrize("raw", ["/api/nope", "/api/projects/{pk}/nope", "/totally/unknown"])
+@pytest.mark.parametrize("method", ["post", "patch", "put", "delete"])
+def test_unmatched_url_with_a_session_is_a_404_not_a_csrf_403(user, project, raw, method):
+    """A browser session without a CSRF token still gets the contract's 404 for a URL that matches nothing."""
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
+    response = getattr(client, method)(raw.format(pk=project.pk), {"title": "x"}, content_type="application/json")
+    assert_error(response, 404, "Not found.")
+
+
+def test_a_session_without_a_csrf_token_is_still_refused_on_a_real_endpoint(user, project):
+    """The control for the test above: CSRF protection still applies to the API's own URLs."""
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
+    url = reverse("project-detail", kwargs={"pk": project.pk})
+    response = client.patch(url, {"title": "x"}, content_type="application/json")
+    assert_error(response, 403)
+    assert "CSRF" in response.json()["detail"]
+    project.refresh_from_db()
+    assert project.title == "Errors"
 
 
 @pytest.mark.parametrize(
@@ -373,6 +410,37 @@ def test_malformed_json_is_a_400(api_client, project, method, name, with_pk, raw
     assert body["detail"].startswith("JSON parse error")
     assert project.tasks.count() == 2
     assert project.exports.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("method", "name", "with_pk"),
+    [
+        ("post", "project-list", False),
+        ("patch", "project-detail", True),
+        ("post", "project-duplicate", True),
+        ("post", "project-label-config-validate", True),
+        ("post", "project-import", True),
+        ("post", "project-import-predictions", True),
+        ("post", "project-exports-list", True),
+        ("post", "token-refresh", False),
+    ],
+)
+@pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 950, 100_000])
+def test_deeply_nested_json_is_a_400_not_a_500(api_client, project, method, name, with_pk, depth):
+    """Beyond the decoder's recursion limit, and just below it (where later steps would hit it), the same 400."""
+    url = reverse(name, kwargs={"pk": project.pk} if with_pk else {})
+    raw = '{"title": "x", "nested": ' + "[" * depth + "]" * depth + "}"
+    assert_error(getattr(api_client, method)(url, data=raw, content_type="application/json"), 400)
+    assert (Project.objects.count(), project.tasks.count(), project.exports.count()) == (1, 2, 0)
+
+
+def test_json_nested_up_to_the_limit_is_accepted(api_client, project):
+    """`{"control_weights": {"label": [[...]]}}`, MAX_DEPTH levels in all, is stored and read back."""
+    lists = MAX_DEPTH - 2
+    raw = '{"control_weights": {"label": ' + "[" * lists + "]" * lists + "}}"
+    url = reverse("project-detail", kwargs={"pk": project.pk})
+    assert api_client.patch(url, data=raw, content_type="application/json").status_code == 200
+    assert api_client.get(url).status_code == 200
 
 
 def test_validation_errors_name_the_field(api_client, project):

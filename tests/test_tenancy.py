@@ -21,14 +21,20 @@ ENDPOINTS = [
     ("patch", "project-detail", False),
     ("put", "project-detail", False),
     ("delete", "project-detail", False),
+    ("get", "project-annotators", False),
+    ("post", "project-duplicate", False),
+    ("post", "project-label-config-validate", False),
     ("post", "project-import", False),
     ("post", "project-import-predictions", False),
+    ("get", "project-export-formats", False),
+    ("get", "project-export", False),
     ("get", "project-exports-list", False),
     ("post", "project-exports-list", False),
     ("get", "project-exports-detail", True),
     ("delete", "project-exports-detail", True),
     ("get", "project-exports-download", True),
     ("head", "project-exports-download", True),
+    ("post", "project-exports-convert", True),
 ]
 EXPORT_ENDPOINTS = [case for case in ENDPOINTS if case[2]]
 
@@ -72,6 +78,12 @@ def body_for(method, name, project) -> object:
         return {"title": "Taken over", "label_config": IMAGE_CONFIG}
     if name == "project-import":
         return [task_payload(99)]
+    if name == "project-duplicate":
+        return {"mode": "settings,data", "title": "Stolen"}
+    if name == "project-label-config-validate":
+        return {"label_config": IMAGE_CONFIG}
+    if name == "project-exports-convert":
+        return {"export_type": "CSV"}
     if name == "project-import-predictions":
         task_id = project.tasks.order_by("id").values_list("id", flat=True).first()
         return [{"task": task_id, "result": [rectangle("Person")], "score": 0.1, "model_version": "evil"}]
@@ -108,6 +120,7 @@ def assert_untouched(project, export, *, tasks=TASKS):
     assert list(project.exports.values_list("pk", flat=True)) == [export.pk]
     export.refresh_from_db()
     assert export.status == "completed"
+    assert not export.converted_formats.exists()
     assert storage.export_storage().exists(export.file)
 
 
@@ -169,6 +182,7 @@ def test_all_attempts_together_leave_everything_in_place(
             assert_json_404(response, method)
     assert_untouched(project, export)
     assert Project.objects.filter(organization=project.organization).count() == 1
+    assert Project.objects.count() == 2
     assert Export.objects.count() == 1
     download = send(other_client, "get", url_for("project-exports-download", project.pk, export.pk), None)
     assert_json_404(download, "get")

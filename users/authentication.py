@@ -15,6 +15,7 @@ from users.tokens import PERSONAL_TOKEN_CLAIM, AccessToken, token_user_id
 
 USER_FIELDS = [field for field in User._meta.concrete_fields]
 BEARER_CHALLENGE = 'Bearer realm="api"'
+TOKEN_KEY_LENGTH = Token._meta.get_field("key").max_length
 
 
 def _columns() -> str:
@@ -59,6 +60,9 @@ class TokenAuthentication(authentication.TokenAuthentication):
     as Label Studio's do."""
 
     def authenticate_credentials(self, key):
+        # A key no token can have is refused without a query: PostgreSQL rejects a NUL in a parameter outright.
+        if len(key) > TOKEN_KEY_LENGTH or "\x00" in key:
+            raise exceptions.AuthenticationFailed(_("Invalid token."))
         user = _fetch_user(_token_sql(), [key])
         if user is None:
             raise exceptions.AuthenticationFailed(_("Invalid token."))

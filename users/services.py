@@ -64,6 +64,12 @@ def user_create_or_update(
     return user, current
 
 
+def _lock_tokens_of(user: User) -> None:
+    """Lock the user's row until the transaction ends, so that concurrent creates and rotations of their personal
+    access tokens run one after the other and never leave two active tokens."""
+    list(User.objects.select_for_update().filter(pk=user.pk).values_list("pk"))
+
+
 def _personal_token_issue(user: User) -> str:
     token = PersonalAccessToken()
     token[jwt_settings.USER_ID_CLAIM] = str(user.pk)
@@ -84,7 +90,7 @@ def personal_token_create(*, user: User) -> str:
 
     As in Label Studio a user has at most one active token: TokenExists while one is neither expired nor revoked.
     """
-    list(User.objects.select_for_update().filter(pk=user.pk).values_list("pk"))  # serializes concurrent creates
+    _lock_tokens_of(user)
     if active_tokens(user).exists():
         raise TokenExists()
     return _personal_token_issue(user)
@@ -130,6 +136,7 @@ def personal_token_rotate(*, user: User, refresh: str) -> str:
         PersonalAccessToken(refresh)
     except TokenError as exc:
         raise RefreshTokenRejected() from exc
+    _lock_tokens_of(user)
     if not personal_token_revoke(user=user, token=refresh):
         raise RefreshTokenRejected()
     return _personal_token_issue(user)

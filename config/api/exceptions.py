@@ -72,7 +72,6 @@ def exception_handler(exc, context):
         errors = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
         body = error_body(response.status_code, "Validation error", validation_errors=errors)
     else:
-        detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
-        body = error_body(response.status_code, detail)
+        body = error_body(response.status_code, exc.detail)  # DRF answered, so `exc` is an APIException by now
     response.data = body
     return response

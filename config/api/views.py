@@ -2,10 +2,9 @@
 
 from functools import cached_property
 
-from django.http import JsonResponse
 from rest_framework.exceptions import ValidationError
 
-from config.api.exceptions import error_body
+from config.api.exceptions import error_response
 from config.api.serializers import check_field_paths
 
 DYNAMIC_PARAMS = ("fields", "omit", "expand")
@@ -46,20 +45,20 @@ class DynamicFieldsViewMixin:
 
 
 def json_not_found(request, exception=None, *args, **kwargs):
-    return JsonResponse(error_body(404, "Not found."), status=404)
+    return error_response(404, "Not found.")
 
 
 def json_server_error(request, *args, **kwargs):
-    return JsonResponse(error_body(500, "Internal server error"), status=500)
+    return error_response(500, "Internal server error")
 
 
 def json_bad_request(request, exception=None, *args, **kwargs):
-    return JsonResponse(error_body(400, str(exception) if exception else "Bad request."), status=400)
+    return error_response(400, str(exception) if exception else "Bad request.")
 
 
 def json_forbidden(request, exception=None, *args, **kwargs):
-    return JsonResponse(error_body(403, "You do not have permission to perform this action."), status=403)
+    return error_response(403, "You do not have permission to perform this action.")
 
 
 def json_csrf_failure(request, reason=""):
-    return JsonResponse(error_body(403, f"CSRF Failed: {reason}"), status=403)
+    return error_response(403, f"CSRF Failed: {reason}")

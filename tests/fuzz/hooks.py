@@ -45,4 +45,3 @@ def error_body_is_contract_json(ctx, response, case):
     if response.status_code == 400 and body["detail"] == "Validation error" and "validation_errors" not in body:
         raise AssertionError("a validation error without validation_errors")
     return
-

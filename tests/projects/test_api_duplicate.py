@@ -5,6 +5,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from projects import copying
 from projects.models import Annotation, AnnotationDraft, Prediction, Project, Task
 from projects.services import tasks_import
 from tests.factories import IMAGE_CONFIG, fill_project, make_project, rectangle
@@ -219,3 +220,23 @@ def test_query_count_does_not_grow_with_tasks(api_client, user):
         assert Task.objects.filter(project_id=response.json()["id"]).count() == total
         counts.append(len(captured))
     assert counts[0] == counts[1]
+
+
+def test_a_failure_midway_leaves_no_partial_copy(api_client, project, monkeypatch):
+    """Tasks and annotations already copied go away with the new project when a later step fails."""
+    copy_rows = copying._copy_rows
+
+    def fail_on_predictions(cursor, model, **kwargs):
+        if model is Prediction:
+            raise RuntimeError("disk full")
+        copy_rows(cursor, model, **kwargs)
+
+    monkeypatch.setattr(copying, "_copy_rows", fail_on_predictions)
+    before = (Project.objects.count(), Task.objects.count(), Annotation.objects.count(), Prediction.objects.count())
+    api_client.raise_request_exception = False
+    response = api_client.post(duplicate_url(project), {"mode": "settings,data", "title": "Half"}, format="json")
+    assert response.status_code == 500
+    assert response.json()["status_code"] == 500
+    after = (Project.objects.count(), Task.objects.count(), Annotation.objects.count(), Prediction.objects.count())
+    assert after == before
+    assert not Project.objects.filter(title="Half").exists()

@@ -97,6 +97,10 @@ def test_malformed_json_body_is_a_json_400(api_client, project):
         ({"data": {"image": "a"}, "annotations": [7]}, '"annotations" must be a list of objects'),
         ({"data": {"image": "a"}, "annotations": [{"draft_created_at": "yesterday"}]}, "draft_created_at must be"),
         ({"data": {"image": "a"}, "annotations": [{"draft_created_at": "2024-13-45T00:00"}]}, "draft_created_at"),
+        (
+            {"data": {"image": "a"}, "annotations": [{"draft_created_at": "9999-12-31T23:00:00-05:00"}]},
+            "draft_created_at is out of range",
+        ),
         ({"data": {"image": "a"}, "predictions": [{"result": [], "score": "NaN"}]}, "score must be a number"),
         ({"data": {"image": "a"}, "annotations": [{"last_action": "x" * 129}]}, "last_action must be a string"),
         ({"data": {"image": "a"}, "predictions": [{"result": [], "score": True}]}, "score must be a number"),
@@ -248,3 +252,26 @@ def test_import_predictions_counts_per_task_and_writes_nothing_on_an_unknown_tas
 def test_import_into_another_organizations_project_is_a_404(other_client, project):
     assert other_client.post(import_url(project), [{"image": "a"}], format="json").status_code == 404
     assert Task.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("result", "message"),
+    [
+        ([{"value": {"text": ["a\u0000b"]}}], "NUL character"),
+        ([{"value": {"x": 2**70}}], "cannot be stored as JSON"),
+    ],
+    ids=["nul", "integer-beyond-64-bits"],
+)
+def test_import_predictions_that_cannot_be_stored_are_a_400(api_client, project, result, message):
+    """A result the database cannot hold is refused as a whole, naming the item, before anything is written."""
+    response = api_client.post(import_url(project) + "?return_task_ids=true", [{"image": "a"}], format="json")
+    (task_id,) = response.json()["task_ids"]
+    url = reverse("project-import-predictions", kwargs={"pk": project.pk})
+    items = [{"task": task_id, "result": []}, {"task": task_id, "result": result}]
+    response = api_client.post(url, items, format="json")
+    assert response.status_code == 400, response.content
+    error = response.json()["validation_errors"]["non_field_errors"][0]
+    assert error.startswith("Error at item 1: ")
+    assert message in error
+    assert Prediction.objects.count() == 0
+    assert Task.objects.get().total_predictions == 0

@@ -347,6 +347,8 @@ def test_filters(api_client, user):
     assert ids("?filter=pinned_only") == {pinned.pk}
     assert ids("?filter=exclude_pinned") == {first.pk, second.pk}
     assert ids("?filter=all") == {first.pk, second.pk, pinned.pk}
+    # An id past a 64-bit integer matches nothing (the database would refuse to compare it).
+    assert ids(f"?ids={first.pk},{2**63},{10**30}") == {first.pk}
     for bad, field in (("?ids=1,x", "ids"), ("?filter=some", "filter")):
         response = api_client.get(LIST + bad)
         assert response.status_code == 400
@@ -408,6 +410,29 @@ def test_delete_is_set_based(api_client, user):
     assert (other.tasks.count(), Annotation.objects.filter(project=other).count()) == (2, 2)
 
 
+def test_a_delete_that_fails_midway_keeps_the_project_its_data_and_files(
+    api_client, user, monkeypatch, django_capture_on_commit_callbacks
+):
+    """The set-based deletes of the labeling data roll back with the project's own delete, and no file goes."""
+    project = make_project(user=user)
+    fill_project(project, user=user, count=3)
+    export = create_export(api_client, project, django_capture_on_commit_callbacks)
+    snapshot = Export.objects.get(pk=export["id"]).file
+
+    def refuse(self, *args, **kwargs):
+        raise RuntimeError("lost connection")
+
+    monkeypatch.setattr(Project, "delete", refuse)
+    api_client.raise_request_exception = False
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api_client.delete(detail(project.pk))
+    assert response.status_code == 500
+    assert Project.objects.filter(pk=project.pk).exists()
+    assert (project.tasks.count(), project.annotations.count(), project.predictions.count()) == (3, 3, 3)
+    assert Export.objects.filter(pk=export["id"]).exists()
+    assert storage.export_storage().exists(snapshot)
+
+
 def test_delete_removes_snapshot_and_upload_files_once_committed(api_client, user, django_capture_on_commit_callbacks):
     project = make_project(user=user)
     upload = SimpleUploadedFile("tasks.json", b'[{"image": "a.jpg"}]', "application/json")
@@ -433,6 +458,20 @@ def test_form_null_for_control_weights_is_a_400_not_a_500(api_client):
     response = api_client.post("/api/projects/", {"title": "x", "control_weights": "null"}, format="multipart")
     assert response.status_code == 400
     assert "control_weights" in response.json()["validation_errors"]
+
+
+@pytest.mark.parametrize("weights", [{"a\u0000": {"overall": 1.0}}, {"label": {"labels": {"Car\u0000": 1.0}}}])
+@pytest.mark.parametrize("method", ["post", "patch"])
+def test_control_weights_with_a_nul_character_are_a_400(api_client, user, weights, method):
+    """PostgreSQL's jsonb cannot hold \\u0000: refused as input, on every database, instead of failing to save."""
+    project = make_project(user=user)
+    if method == "post":
+        response = api_client.post(LIST, {"title": "x", "control_weights": weights}, format="json")
+    else:
+        response = api_client.patch(detail(project.pk), {"control_weights": weights}, format="json")
+    assert response.status_code == 400, response.content
+    assert response.json()["validation_errors"] == {"control_weights": ["Null characters are not allowed."]}
+    assert Project.objects.count() == 1
 
 
 def test_pinned_at_before_year_1000_keeps_four_year_digits(api_client):
