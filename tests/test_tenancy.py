@@ -2,6 +2,7 @@
 
 import pytest
 from django.urls import reverse
+from rest_framework.test import APIClient
 
 from exports import storage
 from exports.models import Export
@@ -9,6 +10,7 @@ from projects.models import Project
 from tests.exports.helpers import create_export
 from tests.factories import IMAGE_CONFIG, fill_project, make_project, rectangle, task_payload
 from users.models import OrganizationMember
+from users.services import access_token_issue, personal_token_create
 
 pytestmark = pytest.mark.django_db
 
@@ -302,3 +304,25 @@ def test_user_without_an_active_organization_cannot_create_a_project(api_client,
     assert 400 <= response.status_code < 500
     assert response.json()["status_code"] == response.status_code
     assert Project.objects.count() == 0
+
+
+@pytest.mark.parametrize("scheme", ["Token", "Bearer"])
+def test_a_removed_member_loses_the_organization_at_once(api_client, user, project, export, scheme):
+    """The active organization counts only while the membership exists: removing a member (say, in the admin)
+    hides the organization's projects and snapshots on every read, without touching the user row."""
+    client = api_client
+    if scheme == "Bearer":
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {access_token_issue(refresh=personal_token_create(user=user))}")
+    assert client.get(url_for("project-detail", project.pk)).status_code == 200
+
+    OrganizationMember.objects.filter(user=user, organization=project.organization).delete()
+    user.refresh_from_db()
+    assert user.active_organization_id == project.organization_id  # the row still points at it
+
+    for method, name, needs_export in ENDPOINTS:
+        if method not in ("get", "head"):
+            continue
+        response = send(client, method, url_for(name, project.pk, export.pk if needs_export else None), None)
+        assert_json_404(response, method)
+    assert client.get(reverse("project-list")).json()["results"] == []

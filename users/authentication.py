@@ -10,7 +10,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
-from users.models import User
+from users.models import OrganizationMember, User
 from users.tokens import PERSONAL_TOKEN_CLAIM, AccessToken, token_user_id
 
 USER_FIELDS = [field for field in User._meta.concrete_fields]
@@ -19,7 +19,20 @@ TOKEN_KEY_LENGTH = Token._meta.get_field("key").max_length
 
 
 def _columns() -> str:
-    return ", ".join(f"u.{connection.ops.quote_name(field.column)}" for field in USER_FIELDS)
+    return ", ".join(_column(field) for field in USER_FIELDS)
+
+
+def _column(field) -> str:
+    """A user column; the active organization only while the user is still a member of it, so a user whose
+    membership was removed sees nothing of that organization any more (every scope reads this field)."""
+    name = f"u.{connection.ops.quote_name(field.column)}"
+    if field.name != "active_organization":
+        return name
+    members = OrganizationMember._meta.db_table
+    return (
+        f"CASE WHEN EXISTS (SELECT 1 FROM {members} m WHERE m.user_id = u.id AND m.organization_id = {name}) "
+        f"THEN {name} END"
+    )
 
 
 def _token_sql() -> str:
