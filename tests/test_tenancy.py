@@ -1,6 +1,7 @@
 """Anything outside the caller's active organization does not exist for them: 404 on every endpoint and method."""
 
 import pytest
+from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
 
@@ -325,4 +326,14 @@ def test_a_removed_member_loses_the_organization_at_once(api_client, user, proje
             continue
         response = send(client, method, url_for(name, project.pk, export.pk if needs_export else None), None)
         assert_json_404(response, method)
+    assert client.get(reverse("project-list")).json()["results"] == []
+
+
+def test_a_removed_member_loses_the_organization_in_a_session_too(user, project):
+    """The admin and the browsable API authenticate by session; the same membership rule applies there."""
+    client = Client()
+    client.force_login(user)
+    assert client.get(url_for("project-detail", project.pk)).status_code == 200
+    OrganizationMember.objects.filter(user=user, organization=project.organization).delete()
+    assert_json_404(client.get(url_for("project-detail", project.pk)), "get")
     assert client.get(reverse("project-list")).json()["results"] == []
