@@ -17,7 +17,7 @@ from django.db import connection
 from django.utils import timezone
 
 from exports import storage
-from exports.converters.availability import parsed_config_or_empty
+from exports.converters.availability import label_config_of
 from exports.converters.images import image_fetcher
 from exports.converters.registry import ConversionContext, ConversionError, Format, get_format
 from exports.converters.source import SnapshotSource, TaskSource
@@ -238,7 +238,7 @@ def run_conversion(converted_format_id: int) -> None:
                 paths=scratch,
             )
             context = ConversionContext(
-                label_config=parsed_config_or_empty(export.project.label_config),
+                label_config=label_config_of(export.project),
                 project_id=export.project_id,
                 scratch_dir=scratch_dir,
                 download_resources=converted.download_resources,

@@ -177,10 +177,7 @@ def annotation_filter(options: dict | None) -> Q:
 
 def has_video_tracks(project: Project) -> bool:
     """Whether the project's config has a VideoRectangle control (the only results key frames apply to)."""
-    try:
-        parsed = label_config.parse_label_config(project.label_config)
-    except label_config.LabelConfigError:
-        return False
+    parsed = label_config.parse_label_config_or_empty(project.label_config)
     return any(control["type"] == "VideoRectangle" for control in parsed.values())
 
 

@@ -29,6 +29,7 @@ __all__ = [
     "essential_data_changed",
     "labels_by_control",
     "parse_label_config",
+    "parse_label_config_or_empty",
     "validate_label_config",
 ]
 
@@ -212,6 +213,15 @@ def _parse_tree(root: Element) -> dict[str, dict[str, Any]]:
         info["labels"] = list(own_labels)
         info["labels_attrs"] = own_labels
     return controls
+
+
+def parse_label_config_or_empty(xml: str | None) -> dict[str, dict[str, Any]]:
+    """The parsed config, or `{}` (no controls) for one that cannot be read; only a config stored around the
+    API's validation can be unreadable, and readers of stored configs treat it as having no controls."""
+    try:
+        return parse_label_config(xml)
+    except LabelConfigError:
+        return {}
 
 
 def parse_label_config(xml: str | None) -> dict[str, dict[str, Any]]:

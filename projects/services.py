@@ -83,10 +83,7 @@ def project_config_validate(*, project: Project, xml: Any) -> bool:
         raise LabelConfigUnreadable(str(exc)) from exc
     except label_config.LabelConfigError as exc:
         raise LabelConfigRejected(str(exc)) from exc
-    try:
-        before = label_config.parse_label_config(project.label_config)
-    except label_config.LabelConfigError:
-        before = {}
+    before = label_config.parse_label_config_or_empty(project.label_config)
     return label_config.essential_data_changed(parsed, before)
 
 

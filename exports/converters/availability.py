@@ -15,7 +15,7 @@ from typing import Any
 from exports.converters.registry import FORMATS, Format
 from projects import label_config as label_config_module
 
-__all__ = ["enabled_format_names", "format_choices", "label_config_of", "parsed_config_or_empty"]
+__all__ = ["enabled_format_names", "format_choices", "label_config_of"]
 
 # Formats any config can produce (the SDK never removes them).
 _ALWAYS = ("JSON", "JSON_MIN", "CSV", "TSV")
@@ -25,16 +25,9 @@ _YOLO_OBB = ("YOLO_OBB", "YOLO_OBB_WITH_IMAGES")
 _BRUSH = ("BRUSH_TO_NUMPY", "BRUSH_TO_PNG", "BRUSH_TO_COCO")
 
 
-def parsed_config_or_empty(xml: str | None) -> dict[str, dict[str, Any]]:
-    """The parsed label config; `{}` (no controls) for one that cannot be read (only saved around the API)."""
-    try:
-        return label_config_module.parse_label_config(xml)
-    except label_config_module.LabelConfigError:
-        return {}
-
-
 def label_config_of(project) -> dict[str, dict[str, Any]]:
-    return parsed_config_or_empty(project.label_config)
+    """The project's parsed label config (`{}` when it cannot be read)."""
+    return label_config_module.parse_label_config_or_empty(project.label_config)
 
 
 def _data_keys(schema: Mapping[str, Mapping[str, Any]]) -> set[str]:
