@@ -74,13 +74,7 @@ def run_export(export_id: int) -> None:
         export = Export.objects.select_related("project").filter(pk=export_id).first()
         if export is None:
             raise LeaseLost(f"export {export_id} was deleted")
-        writer = SnapshotWriter(
-            project=export.project,
-            task_filter_options=export.task_filter_options,
-            annotation_filter_options=export.annotation_filter_options,
-            serialization_options=export.serialization_options,
-            batch_size=settings.EXPORT_BATCH_SIZE,
-        )
+        writer = SnapshotWriter.for_export(export)
         if parallel.split_export(export, writer, owner):
             return  # a large snapshot: its parts write, join and complete it (exports/parallel.py)
         with storage.scratch_file() as scratch:

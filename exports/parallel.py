@@ -166,15 +166,7 @@ def run_export_part(export_id: int, part: dict) -> None:
         export = Export.objects.select_related("project").filter(pk=export_id).first()
         if export is None:
             raise LeaseLost(f"export {export_id} was deleted")
-        writer = SnapshotWriter(
-            project=export.project,
-            task_filter_options=export.task_filter_options,
-            annotation_filter_options=export.annotation_filter_options,
-            serialization_options=export.serialization_options,
-            first_id=part["first_id"],
-            last_id=part["last_id"],
-            batch_size=settings.EXPORT_BATCH_SIZE,
-        )
+        writer = SnapshotWriter.for_export(export, first_id=part["first_id"], last_id=part["last_id"])
 
         def progress(done: int) -> None:
             if not _hold(export_id, holder):

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 import orjson
+from django.conf import settings
 from django.db import connection
 from django.db.models import CharField, Exists, Func, OuterRef, Q, QuerySet, TextField
 from django.db.models.functions import Cast
@@ -232,6 +233,18 @@ class SnapshotWriter:
     JSON columns are read as text and spliced into the output unparsed (orjson fragments), which keeps
     the writer's cost per task close to the cost of reading the rows.
     """
+
+    @classmethod
+    def for_export(cls, export, **bounds) -> "SnapshotWriter":
+        """The writer of a snapshot row (`first_id`/`last_id` for one part of a split one), as jobs run it."""
+        return cls(
+            project=export.project,
+            task_filter_options=export.task_filter_options,
+            annotation_filter_options=export.annotation_filter_options,
+            serialization_options=export.serialization_options,
+            batch_size=settings.EXPORT_BATCH_SIZE,
+            **bounds,
+        )
 
     def __init__(
         self,
