@@ -7,7 +7,11 @@ class ExportsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from exports.queue import start_embedded_runner
+        from exports.recovery import start_embedded_runner
+        from exports.services import project_exports_delete
+        from projects.services import on_project_delete
+
+        on_project_delete(project_exports_delete)
 
         # The embedded job pool starts with a web process's first request, after recovering
         # what a previous process left unfinished; management commands never start it.

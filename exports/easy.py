@@ -12,15 +12,12 @@ from pathlib import Path
 from typing import IO
 
 import orjson
-from django.conf import settings
 from django.utils import timezone
 
-from exports import jobs, storage
+from exports import converting, storage
 from exports.converters.availability import label_config_of
-from exports.converters.images import image_fetcher
 from exports.converters.json_min import JsonMinConverter
-from exports.converters.registry import FORMATS, ConversionContext, Format, get_format
-from exports.converters.source import SnapshotSource
+from exports.converters.registry import FORMATS, Format, get_format
 from exports.snapshot import SnapshotWriter
 from projects.models import Project
 
@@ -96,8 +93,7 @@ def easy_export_stream(
         interpolate_key_frames=interpolate_key_frames,
         batch_size=batch_size,
     )
-    convert = _json_min_encoder(project) if export_type == "JSON_MIN" else None
-    return _json_array(writer, convert)
+    return writer.stream(_json_min_encoder(project) if export_type == "JSON_MIN" else None)
 
 
 def easy_export_converted(
@@ -128,45 +124,32 @@ def easy_export_converted(
     )
     out = storage.scratch_file()
     try:
-        with storage.scratch_file() as snapshot, jobs.conversion_scratch_dir() as scratch_dir:
+        with storage.scratch_file() as snapshot, converting.conversion_scratch_dir() as scratch_dir:
             result = writer.write(snapshot)
             snapshot.flush()
-            context = ConversionContext(
+            # No lease to renew here, but the scratch files are touched as the tasks are read, so the sweep of
+            # abandoned scratch files leaves a long conversion's alone.
+            touch = converting.KeepAlive(
+                lambda: True,
+                interval=converting.renew_interval(),
+                paths=[Path(snapshot.name), scratch_dir, Path(out.name)],
+            )
+            converting.convert_snapshot(
+                fmt,
+                Path(snapshot.name),
+                out,
                 label_config=label_config_of(project),
                 project_id=project.pk,
                 scratch_dir=scratch_dir,
                 download_resources=download_resources,
-                fetch_image=image_fetcher(settings) if download_resources else None,
+                keep_alive=touch,
             )
-            # No lease to renew here, but the scratch files are touched as the tasks are read, so the sweep of
-            # abandoned scratch files leaves a long conversion's alone.
-            touch = jobs.KeepAlive(
-                lambda: True,
-                interval=jobs.renew_interval(),
-                paths=[Path(snapshot.name), scratch_dir, Path(out.name)],
-            )
-            fmt.load()(jobs.KeepAliveSource(SnapshotSource(snapshot.name), touch), out, context)
         out.flush()
         out.seek(0)
     except BaseException:
         out.close()
         raise
     return out, easy_export_name(project_id=project.pk, tag=result.md5[:8], extension=fmt.extension), fmt
-
-
-def _json_array(writer: SnapshotWriter, convert: Callable[[list[bytes]], list[bytes]] | None) -> Iterator[bytes]:
-    yield b"["
-    batches = writer.encoded_batches()
-    try:
-        first = True
-        for parts, _annotations, _predictions in batches:
-            items = convert(parts) if convert else parts
-            if items:
-                yield (b"" if first else b",") + b",".join(items)
-                first = False
-    finally:
-        batches.close()  # stops the writer's read-ahead at once when the client goes away
-    yield b"]"
 
 
 def _json_min_encoder(project: Project) -> Callable[[list[bytes]], list[bytes]]:

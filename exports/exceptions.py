@@ -1,3 +1,5 @@
+"""Errors of the exports app: domain errors the jobs raise, and API errors with the status a caller gets."""
+
 from rest_framework import status
 from rest_framework.exceptions import APIException, ValidationError
 
@@ -12,6 +14,19 @@ class ExportFileMissing(APIException):
     status_code = status.HTTP_404_NOT_FOUND
     default_detail = "The export file is missing from storage."
     default_code = "export_file_missing"
+
+
+class ExportStorageError(Exception):
+    """The export storage could not be reached or refused an operation (the message says which, for logs and
+    job failure reasons; API callers see StorageUnavailable instead)."""
+
+
+class StorageUnavailable(APIException):
+    """What an API caller is told when the export storage fails: no names, paths or internals."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "The export storage is unavailable right now; try again later."
+    default_code = "storage_unavailable"
 
 
 class LeaseLost(Exception):

@@ -1,47 +1,24 @@
 """Background jobs. Each takes one id, runs at most once per claim, and never leaves its row in progress."""
 
 import logging
-import os
-import socket
-import tempfile
-import time
-import uuid
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import ExitStack, contextmanager, suppress
-from datetime import timedelta
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
 
-from django.conf import settings
 from django.db import connection
-from django.utils import timezone
 
-from exports import storage
+from exports import converting, parallel, storage
 from exports.converters.availability import label_config_of
-from exports.converters.images import image_fetcher
-from exports.converters.registry import ConversionContext, ConversionError, Format, get_format
-from exports.converters.source import SnapshotSource, TaskSource
+from exports.converters.registry import ConversionError, get_format
 from exports.exceptions import LeaseLost
+from exports.failures import describe
+from exports.files import conversion_file_name, discard_unreferenced, export_file_name
+from exports.leases import LeaseOwner, lease_deadline
 from exports.models import ConvertedFormat, Export, Status
 from exports.snapshot import SnapshotWriter
 
+__all__ = ["run_conversion", "run_export"]
+
 logger = logging.getLogger(__name__)
-
-
-def new_lease_owner() -> str:
-    """host:pid:run — unique per run; the pid lets a restart on the same host spot a dead owner at once."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
-
-
-def lease_deadline():
-    return timezone.now() + timedelta(seconds=settings.EXPORT_LEASE_SECONDS)
-
-
-def describe(exc: BaseException) -> str:
-    if type(exc).__name__ == "SoftTimeLimitExceeded":  # Celery's, raised inside the job when its time is up
-        return f"The job ran longer than its time limit ({settings.EXPORT_TIME_LIMIT} s) and was stopped."
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def reset_broken_connection() -> None:
@@ -51,15 +28,10 @@ def reset_broken_connection() -> None:
         connection.close()
 
 
-def export_file_name(export: Export, md5: str) -> str:
-    return f"{export.project_id}/export-{export.pk}-{md5}.json"
-
-
 def run_export(export_id: int) -> None:
     """Build the snapshot file of one export. A second run of the same export does nothing."""
-    from exports import parallel  # it uses this module's helpers
-
-    owner = new_lease_owner()
+    claim = LeaseOwner.new()
+    owner = str(claim)
     if not Export.objects.transition(
         export_id, Status.IN_PROGRESS, lease_owner=owner, lease_expires_at=lease_deadline()
     ):
@@ -75,7 +47,7 @@ def run_export(export_id: int) -> None:
         if export is None:
             raise LeaseLost(f"export {export_id} was deleted")
         writer = SnapshotWriter.for_export(export)
-        if parallel.split_export(export, writer, owner):
+        if parallel.split_export(export, writer, claim):
             return  # a large snapshot: its parts write, join and complete it (exports/parallel.py)
         with storage.scratch_file() as scratch:
             progress(0, 0)
@@ -106,86 +78,10 @@ def run_export(export_id: int) -> None:
         discard_unreferenced(Export, name)
 
 
-def discard_unreferenced(model: type[Export] | type[ConvertedFormat], name: str) -> None:
-    """Remove a stored file a job made but could not record, unless a row refers to it after all (a run that took
-    over may have stored the same name, or the completing UPDATE may have committed before its error)."""
-    if name and not model.objects.filter(file=name).exists():
-        storage.remove(name)
-
-
-# --- Conversions of a completed snapshot into another format -------------------------------------------------
-
-CONVERSION_SCRATCH_PREFIX = "convert-"
-
-
-def conversion_file_name(export: Export, converted: ConvertedFormat, fmt: Format, run: str) -> str:
-    """`<project>/export-<snapshot>-<TYPE>-<run>.<ext>`: beside the snapshot, and never shared by two runs,
-    so a run that lost its lease cannot overwrite or remove the file of the run that took over."""
-    return f"{export.project_id}/export-{export.pk}-{converted.export_type}-{run}.{fmt.extension}"
-
-
-def conversion_failure(export_type: str, exc: BaseException) -> str:
-    """The `traceback` a failed conversion shows: the converter's own reason, or what went wrong (no stack)."""
-    if isinstance(exc, ConversionError):
-        return str(exc).strip() or f"Conversion to {export_type} failed."
-    return f"Conversion to {export_type} failed: {describe(exc)}"
-
-
-@contextmanager
-def conversion_scratch_dir() -> Iterator[Path]:
-    """A private folder for a converter's intermediate files, removed afterwards (a killed process's by the sweep)."""
-    with tempfile.TemporaryDirectory(dir=storage.scratch_folder(), prefix=CONVERSION_SCRATCH_PREFIX) as path:
-        yield Path(path)
-
-
-class KeepAlive:
-    """Renews a running conversion's lease at most every `interval` seconds, and touches its scratch files so the
-    sweep of abandoned scratch files leaves them alone. Raises LeaseLost once the job no longer holds its row."""
-
-    def __init__(self, renew: Callable[[], bool], *, interval: float, paths: Iterable[Path] = ()):
-        self.renew = renew
-        self.interval = interval
-        self.paths = list(paths)
-        self.lost = False
-        self._last = time.monotonic()
-
-    def __call__(self, *, force: bool = False) -> None:
-        if self.lost:
-            raise LeaseLost("the conversion lost its lease")
-        now = time.monotonic()
-        if not force and now - self._last < self.interval:
-            return
-        self._last = now
-        if not self.renew():
-            self.lost = True
-            raise LeaseLost("the conversion lost its lease")
-        for path in self.paths:
-            with suppress(FileNotFoundError):
-                os.utime(path)
-
-
-class KeepAliveSource(TaskSource):
-    """A task source that keeps its job's lease alive while a converter walks it, however many passes it makes."""
-
-    def __init__(self, source: TaskSource, keep_alive: KeepAlive):
-        self.source = source
-        self.keep_alive = keep_alive
-
-    def tasks(self) -> Iterator[dict[str, Any]]:
-        self.keep_alive(force=True)
-        for task in self.source.tasks():
-            self.keep_alive()
-            yield task
-
-
-def renew_interval() -> float:
-    """How often a conversion renews its lease: several times per lease, so one slow stretch never loses it."""
-    return max(0.5, settings.EXPORT_LEASE_SECONDS / 6)
-
-
 def run_conversion(converted_format_id: int) -> None:
     """Convert a completed snapshot's file into one format. A second run of the same conversion does nothing."""
-    owner = new_lease_owner()
+    claim = LeaseOwner.new()
+    owner = str(claim)
     if not ConvertedFormat.objects.transition(
         converted_format_id, Status.IN_PROGRESS, lease_owner=owner, lease_expires_at=lease_deadline()
     ):
@@ -221,28 +117,27 @@ def run_conversion(converted_format_id: int) -> None:
                 snapshot_path = stack.enter_context(storage.local_copy(export.file))
             except FileNotFoundError as exc:
                 raise ConversionError("The snapshot's file is missing from storage; create a new snapshot.") from exc
-            scratch_dir = stack.enter_context(conversion_scratch_dir())
+            scratch_dir = stack.enter_context(converting.conversion_scratch_dir())
             out = stack.enter_context(storage.scratch_file())
             scratch = [scratch_dir, Path(out.name)]
             if snapshot_path.parent == storage.scratch_folder():  # a downloaded copy, not the stored file itself
                 scratch.append(snapshot_path)
-            keep_alive = KeepAlive(
+            keep_alive = converting.KeepAlive(
                 lambda: ConvertedFormat.objects.renew_lease(converted_format_id, owner),
-                interval=renew_interval(),
+                interval=converting.renew_interval(),
                 paths=scratch,
             )
-            context = ConversionContext(
+            converting.convert_snapshot(
+                fmt,
+                snapshot_path,
+                out,
                 label_config=label_config_of(export.project),
                 project_id=export.project_id,
                 scratch_dir=scratch_dir,
                 download_resources=converted.download_resources,
-                fetch_image=image_fetcher(settings) if converted.download_resources else None,
+                keep_alive=keep_alive,
             )
-            fmt.load()(KeepAliveSource(SnapshotSource(snapshot_path), keep_alive), out, context)
-            if keep_alive.lost:  # a converter that swallowed the LeaseLost it was sent
-                raise LeaseLost(f"converted format {converted_format_id} is no longer held by {owner}")
-            keep_alive(force=True)
-            name = storage.store(conversion_file_name(export, converted, fmt, owner.rsplit(":", 1)[-1]), out)
+            name = storage.store(conversion_file_name(export, converted, fmt, claim.run), out)
         if not ConvertedFormat.objects.transition(
             converted_format_id, Status.COMPLETED, only_if={"lease_owner": owner}, file=name, traceback=None
         ):
@@ -260,3 +155,10 @@ def run_conversion(converted_format_id: int) -> None:
             traceback=conversion_failure(export_type or "this format", exc),
         )
         discard_unreferenced(ConvertedFormat, name)
+
+
+def conversion_failure(export_type: str, exc: BaseException) -> str:
+    """The `traceback` a failed conversion shows: the converter's own reason, or what went wrong (no stack)."""
+    if isinstance(exc, ConversionError):
+        return str(exc).strip() or f"Conversion to {export_type} failed."
+    return f"Conversion to {export_type} failed: {describe(exc)}"

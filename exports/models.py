@@ -7,6 +7,8 @@ from django.db import models
 from django.db.models import Prefetch, Q
 from django.utils import timezone
 
+from projects.models import visible_projects_rule
+
 
 class Status(models.TextChoices):
     CREATED = "created"
@@ -87,6 +89,10 @@ class JobFields(models.Model):
 
 
 class ExportQuerySet(JobQuerySet):
+    def visible_to(self, user) -> "ExportQuerySet":
+        """Snapshots of the projects the user sees (`projects.models.visible_projects_rule`)."""
+        return self.filter(visible_projects_rule(user, via="project__"))
+
     def with_api_relations(self) -> "ExportQuerySet":
         """The joins the snapshot contract needs, the same whatever fields are asked for.
 

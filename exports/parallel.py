@@ -22,16 +22,18 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass
-from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import QuerySet
-from django.utils import timezone
 
 from exports import queue, storage
 from exports.exceptions import LeaseLost
+from exports.failures import describe
+from exports.files import discard_unreferenced, export_file_name
+from exports.jsonarray import LINES, JsonArray
+from exports.leases import LeaseOwner, held_by_run, lease_deadline
 from exports.models import Export, Status
 from exports.snapshot import SnapshotWriter
+from exports.sources import TaskRows
 
 logger = logging.getLogger(__name__)
 
@@ -48,21 +50,20 @@ class FinishedPart:
     predictions: int
 
 
-def plan_ranges(tasks: QuerySet, total: int, parts: int) -> list[tuple[int | None, int | None]]:
-    """Task-id ranges (first, last; both included, None for open) cutting `tasks` into about equal runs.
+def plan_ranges(rows: TaskRows, total: int, parts: int) -> list[tuple[int | None, int | None]]:
+    """Task-id ranges (first, last; both included, None for open) cutting the selected tasks into about equal runs.
 
     Each boundary is the id at offset k·total/parts in id order (one indexed `LIMIT 1 OFFSET` query); the first
     range is open below and the last open above, so tasks added while the snapshot runs are written as one
     writer would write them.
     """
     parts = max(1, min(parts, total))
-    ordered = tasks.order_by("pk").values_list("pk", flat=True)
     starts = []
     for k in range(1, parts):
-        try:
-            starts.append(ordered[k * total // parts])
-        except IndexError:  # tasks deleted since they were counted
+        start = rows.task_id_at(k * total // parts)
+        if start is None:  # tasks deleted since they were counted
             break
+        starts.append(start)
     ranges: list[tuple[int | None, int | None]] = []
     first = None
     for start in starts:
@@ -99,38 +100,38 @@ def started_parts(folder: str) -> set[int]:
     return {int(name.split(".")[0]) for name in storage.list_files(folder) if name.endswith(".started")}
 
 
-def parts_holder(owner: str) -> str:
-    """The lease owner while the parts run. With the in-process pool the parts share the claiming process, so
-    its `host:pid:run` stays (the sweep fails the snapshot at once if that process dies); with workers elsewhere
-    a name that points at no process, so only the lease's expiry judges them."""
-    if settings.JOBS_BACKEND in ("thread", "sync"):
+def parts_holder(owner: LeaseOwner) -> LeaseOwner:
+    """The lease owner while the parts run. When jobs run in the claiming process the parts share it, so it
+    stays the owner (the sweep fails the snapshot at once if that process dies); with workers elsewhere an owner
+    that names no process, so only the lease's expiry judges them."""
+    if queue.jobs_share_this_process():
         return owner
-    return f"parts:{owner.rsplit(':', 1)[-1]}"
+    return LeaseOwner.for_parts(owner.run)
 
 
 def _hold(export_id: int, owner: str, *, seconds: float | None = None, **fields) -> bool:
     """Extend the lease of `owner` by `seconds` (EXPORT_LEASE_SECONDS by default), setting `fields` too;
     False when `owner` no longer holds the running snapshot."""
-    expires = timezone.now() + timedelta(seconds=settings.EXPORT_LEASE_SECONDS if seconds is None else seconds)
     rows = Export.objects.filter(pk=export_id, status=Status.IN_PROGRESS, lease_owner=owner)
-    return rows.update(lease_expires_at=expires, **fields) == 1
+    return rows.update(lease_expires_at=lease_deadline(seconds), **fields) == 1
 
 
-def split_export(export: Export, writer: SnapshotWriter, owner: str) -> bool:
+def split_export(export: Export, writer: SnapshotWriter, owner: LeaseOwner) -> bool:
     """Start the parts of a large snapshot claimed by `owner`; False (nothing done) when it is written whole."""
     if settings.EXPORT_PARTS < 2:
         return False
     total = writer.count()
     if total < max(settings.EXPORT_PARALLEL_MIN_TASKS, 2):
         return False
-    ranges = plan_ranges(writer.tasks, total, settings.EXPORT_PARTS)
+    ranges = plan_ranges(writer.rows, total, settings.EXPORT_PARTS)
     if len(ranges) < 2:
         return False
-    holder = parts_holder(owner)
+    holder = str(parts_holder(owner))
     counters = {"done": 0, "total": total, "parts": len(ranges)}
-    if not _hold(export.pk, owner, seconds=settings.EXPORT_PART_WAIT_SECONDS, lease_owner=holder, counters=counters):
+    seconds = settings.EXPORT_PART_WAIT_SECONDS
+    if not _hold(export.pk, str(owner), seconds=seconds, lease_owner=holder, counters=counters):
         raise LeaseLost(f"export {export.pk} is no longer held by {owner}")
-    run = owner.rsplit(":", 1)[-1]
+    run = owner.run
     logger.info("Export %s: %s tasks written as %s parts", export.pk, total, len(ranges))
     try:
         for index, (first_id, last_id) in enumerate(ranges):
@@ -145,8 +146,6 @@ def split_export(export: Export, writer: SnapshotWriter, owner: str) -> bool:
             }
             queue.submit(run_export_part, export.pk, part)
     except Exception as exc:
-        from exports.jobs import describe
-
         Export.objects.transition(export.pk, Status.FAILED, only_if={"lease_owner": holder}, reason=describe(exc))
         raise
     return True
@@ -154,8 +153,6 @@ def split_export(export: Export, writer: SnapshotWriter, owner: str) -> bool:
 
 def run_export_part(export_id: int, part: dict) -> None:
     """Write one task-id range of a split snapshot; the part that completes the set joins them."""
-    from exports.jobs import describe, new_lease_owner
-
     holder = part["holder"]
     folder = parts_folder(export_id, part["run"])
     if not _hold(export_id, holder):
@@ -180,7 +177,7 @@ def run_export_part(export_id: int, part: dict) -> None:
         if len(finished) < part["count"]:
             _wait_for_others(export_id, holder, folder, part, finished)
             return
-        joiner = f"{new_lease_owner()}:{part['run']}"  # still names the run, so the sweep keeps the parts
+        joiner = str(LeaseOwner.new(within=part["run"]))  # still names the run, so the sweep keeps the parts
         if not _hold(export_id, holder, lease_owner=joiner):
             return  # another part is joining (or the snapshot is gone)
         current = joiner
@@ -197,7 +194,7 @@ def run_export_part(export_id: int, part: dict) -> None:
 
 def _runs(export_id: int, run: str) -> bool:
     """Whether the snapshot is still being written by this run (its parts or the part joining them)."""
-    return Export.objects.filter(pk=export_id, status=Status.IN_PROGRESS, lease_owner__contains=run).exists()
+    return Export.objects.filter(held_by_run(run), pk=export_id, status=Status.IN_PROGRESS).exists()
 
 
 def _discard(export_id: int, folder: str, run: str) -> None:
@@ -220,9 +217,8 @@ def _wait_for_others(export_id: int, holder: str, folder: str, part: dict, finis
 
 
 def _join(export: Export, joiner: str, folder: str, finished: dict[int, FinishedPart], count: int) -> None:
-    """Concatenate the parts in order into the snapshot file, store it and complete the snapshot."""
-    from exports.jobs import discard_unreferenced, export_file_name
-
+    """Concatenate the parts in order into the snapshot file (as items of the snapshot's JSON array, so the
+    bytes one writer gives), store it and complete the snapshot."""
     digest = hashlib.md5(usedforsecurity=False)
     last_renewal = time.monotonic()
     name = ""
@@ -237,13 +233,14 @@ def _join(export: Export, joiner: str, folder: str, finished: dict[int, Finished
                     raise LeaseLost(f"export {export.pk} is no longer held by {joiner}")
                 last_renewal = time.monotonic()
 
-        written = [finished[index] for index in range(count) if finished[index].tasks]
-        emit(b"[")
-        for position, item in enumerate(written):
-            emit(b"\n" if position == 0 else b",\n")
-            for chunk in storage.read_chunks(f"{folder}/{item.name}"):
-                emit(chunk)
-        emit(b"\n]" if written else b"]")
+        array = JsonArray(LINES)
+        emit(array.start())
+        for item in (finished[index] for index in range(count)):
+            if item.tasks:
+                emit(array.prefix())
+                for chunk in storage.read_chunks(f"{folder}/{item.name}"):
+                    emit(chunk)
+        emit(array.end())
         md5 = digest.hexdigest()
         name = storage.store(export_file_name(export, md5), out, keep_alive=lambda: _hold(export.pk, joiner))
     tasks = sum(item.tasks for item in finished.values())
@@ -276,7 +273,8 @@ def remove_abandoned_parts() -> int:
         export_id, _, run = folder.partition("-")
         if not export_id.isdigit():
             continue
-        if run and run in owners.get(int(export_id), ""):
+        owner = LeaseOwner.parse(owners.get(int(export_id), ""))
+        if run and owner is not None and owner.split_run == run:
             continue
         storage.remove_folder(f"{PARTS_FOLDER}/{folder}")
         removed += 1

@@ -1,29 +1,53 @@
-"""The only module that knows how background jobs run: in-process pool, synchronously, or on Celery workers.
+"""Where background jobs run: the only module that answers that question.
 
-`settings.JOBS_BACKEND` picks one: "thread" (the embedded default: a small pool in the web process plus a sweep
-thread), "sync" (in the calling thread, for tests) or "celery" (when CELERY_BROKER_URL is set: each job is sent
-as the task of the same name in `exports.tasks`; every worker runs the sweep, and web processes run one that
-only fails dead jobs).
+`settings.JOBS_BACKEND` picks one: "thread" (the embedded default: a small pool in the web process), "sync" (in
+the calling thread, for tests) or "celery" (when CELERY_BROKER_URL is set: a job is sent by name, as the Celery
+task `exports.<job name>` that `exports.tasks` binds to it). Jobs are plain functions of JSON-safe arguments.
+
+This module imports nothing of the exports app: callers hand it the job functions and, for periodic work such as
+the recovery sweep, the function to repeat.
 """
 
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
+from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import connection, transaction
 
 logger = logging.getLogger(__name__)
 
-# None: every settings.JOBS_SWEEP_SECONDS. A number pins the interval (tests that must not meet a sweep).
-SWEEP_SECONDS: float | None = None
+Job = Callable[..., None]
+
+__all__ = [
+    "Job",
+    "backend",
+    "enqueue",
+    "jobs_share_this_process",
+    "send_to_celery",
+    "start_periodic",
+    "start_pool",
+    "submit",
+]
 
 _lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
 
 
-def _run(job, *args) -> None:
+def backend() -> str:
+    """ "thread", "sync" or "celery" (settings.JOBS_BACKEND)."""
+    return settings.JOBS_BACKEND
+
+
+def jobs_share_this_process() -> bool:
+    """Whether jobs run inside the process that submits them (the pool or synchronously), not on workers."""
+    return backend() in ("thread", "sync")
+
+
+def _run(job: Job, *args: Any) -> None:
     try:
         job(*args)
     except Exception:
@@ -32,58 +56,37 @@ def _run(job, *args) -> None:
         connection.close()
 
 
-def _pool_instance() -> ThreadPoolExecutor:
+def start_pool() -> ThreadPoolExecutor:
+    """The in-process pool (JOBS_THREADS threads), started once."""
     global _pool
     with _lock:
         if _pool is None:
             _pool = ThreadPoolExecutor(max_workers=settings.JOBS_THREADS, thread_name_prefix="jobs")
-            start_sweeper(requeue_older_than=settings.EXPORT_LEASE_SECONDS)
         return _pool
 
 
-def sweep(*, requeue_older_than: float | None) -> None:
-    """One pass of `jobs_recover` on a fresh connection; a failure (e.g. the database is down) is only logged."""
-    from exports.services import jobs_recover
+def send_to_celery(job: Job, *args: Any) -> None:
+    """Send `job(*args)` to the Celery workers as the task `exports.<job name>`. Raises when the broker is down."""
+    from config.celery import app  # only loaded when Celery is the backend
 
-    try:
-        close_old_connections()
-        jobs_recover(requeue_older_than=requeue_older_than)
-    except Exception:
-        logger.exception("Stale job sweep failed")
-    finally:
-        connection.close()
+    # No time limits in the message: each worker applies its own EXPORT_TIME_LIMIT.
+    app.send_task(f"exports.{job.__name__}", args=args, time_limit=None, soft_time_limit=None)
 
 
-def start_sweeper(*, requeue_older_than: float | None, at_once: bool = False) -> threading.Event:
-    """Sweep in a daemon thread every SWEEP_SECONDS (first right away when `at_once`); set the event to stop it."""
-    stop = threading.Event()
-
-    def loop() -> None:
-        if at_once:
-            sweep(requeue_older_than=requeue_older_than)
-        while not stop.wait(SWEEP_SECONDS or settings.JOBS_SWEEP_SECONDS):
-            sweep(requeue_older_than=requeue_older_than)
-
-    threading.Thread(target=loop, name="jobs-sweeper", daemon=True).start()
-    return stop
-
-
-def submit(job, *args) -> None:
+def submit(job: Job, *args: Any) -> None:
     """Run `job(*args)` in the background now (the caller has already committed). Raises when the broker
     cannot be reached."""
-    if settings.JOBS_BACKEND == "sync":
+    kind = backend()
+    if kind == "sync":
         job(*args)
-    elif settings.JOBS_BACKEND == "celery":
-        from exports import tasks
-
-        # No time limits in the message: each worker applies its own EXPORT_TIME_LIMIT.
-        tasks.task_for(job).apply_async(args=args, time_limit=None, soft_time_limit=None)
+    elif kind == "celery":
+        send_to_celery(job, *args)
     else:
-        _pool_instance().submit(_run, job, *args)
+        start_pool().submit(_run, job, *args)
 
 
-def _submit_committed(job, *args) -> None:
-    if settings.JOBS_BACKEND != "celery":
+def _submit_committed(job: Job, *args: Any) -> None:
+    if backend() != "celery":
         submit(job, *args)
         return
     try:
@@ -94,40 +97,23 @@ def _submit_committed(job, *args) -> None:
         logger.exception("Could not send %s%r to the broker; the sweep will requeue it", job.__name__, args)
 
 
-def enqueue(job, *args) -> None:
+def enqueue(job: Job, *args: Any) -> None:
     """Run `job(*args)` once the current transaction commits, so the job sees the rows it needs."""
     transaction.on_commit(partial(_submit_committed, job, *args))
 
 
-_started = False
-_web_sweeper: threading.Event | None = None
+def start_periodic(
+    work: Callable[[], None], *, every: Callable[[], float], at_once: bool = False, name: str = "jobs-sweeper"
+) -> threading.Event:
+    """Call `work()` in a daemon thread every `every()` seconds (first right away when `at_once`); set the returned
+    event to stop it. `work` must not raise."""
+    stop = threading.Event()
 
+    def loop() -> None:
+        if at_once:
+            work()
+        while not stop.wait(every()):
+            work()
 
-def start_embedded_runner(**kwargs) -> None:
-    """On a web process's first request: recover jobs a dead process left behind, then start the pool.
-
-    With Celery the web process runs no job; it only fails dead ones (requeueing is left to the workers), so a
-    snapshot never stays in_progress even while no worker is running."""
-    global _started, _web_sweeper
-    if _started or settings.JOBS_BACKEND == "sync":
-        return
-    with _lock:
-        if _started:
-            return
-        _started = True
-    if settings.JOBS_BACKEND == "celery":
-        _web_sweeper = start_sweeper(requeue_older_than=None, at_once=True)
-        return
-    from exports.services import jobs_recover
-
-    try:
-        jobs_recover(requeue_older_than=0)
-    except Exception:
-        logger.exception("Recovering interrupted jobs failed")
-    _pool_instance()
-
-
-def start_worker_sweeper() -> threading.Event:
-    """In a Celery worker's main process: sweep at once (a job of this host's previous worker may be dead), then
-    every JOBS_SWEEP_SECONDS. Every worker sweeps; a sweep is safe to run from many processes at once."""
-    return start_sweeper(requeue_older_than=settings.JOBS_REQUEUE_SECONDS, at_once=True)
+    threading.Thread(target=loop, name=name, daemon=True).start()
+    return stop

@@ -1,8 +1,10 @@
+"""Snapshot output (the contract's body) and the input of snapshot requests and conversions."""
+
 from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
 from config.api.serializers import DynamicFieldsMixin
-from exports.converters.registry import FORMATS, get_format
+from exports.formats import ExportTypeInvalid, check_export_type
 from exports.models import Status
 from projects.serializers import ProjectSimpleSerializer
 from users.serializers import UserSimpleSerializer
@@ -113,15 +115,10 @@ class ExportConvertSerializer(serializers.Serializer):
     )
 
     def validate_export_type(self, value: str) -> str:
-        if get_format(value) is None:
-            raise serializers.ValidationError(f"{value} is not supported export format")  # Label Studio's text
-        enabled = self.context["enabled_formats"]
-        if value not in enabled:
-            names = ", ".join(fmt.name for fmt in FORMATS if fmt.name in enabled)
-            raise serializers.ValidationError(
-                f"{value} is not supported for this project's labeling config. Enabled: {names}"
-            )
-        return value
+        try:
+            return check_export_type(value, enabled=self.context["enabled_formats"]).name
+        except ExportTypeInvalid as exc:
+            raise serializers.ValidationError(str(exc)) from exc
 
 
 class ExportConvertResponseSerializer(serializers.Serializer):

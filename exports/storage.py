@@ -23,20 +23,15 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.base import ContentFile
 from django.core.files.storage import storages
-from django.http import HttpResponse, HttpResponseRedirect
 from django.utils.http import content_disposition_header
 
-from config.api.exceptions import error_response
-from config.api.files import CHUNK, ranged_response
+from exports.exceptions import ExportStorageError
 
 logger = logging.getLogger(__name__)
 
 NOT_FOUND_CODES = {"404", "NoSuchKey", "NotFound"}
 KEEP_ALIVE_SECONDS = 1.0
-
-
-class ExportStorageError(Exception):
-    """The export storage could not be reached or refused an operation (the message says which)."""
+CHUNK = 256 * 1024  # bytes read at a time
 
 
 def export_storage():
@@ -243,14 +238,15 @@ def remove_folder(folder: str) -> None:
 
 
 def size(name: str) -> int:
-    """The stored file's size in bytes; FileNotFoundError when it is not there."""
+    """The stored file's size in bytes; FileNotFoundError when it is not there, ExportStorageError when the
+    storage cannot be reached."""
     storage = export_storage()
     try:
         return storage.size(name)
     except _storage_errors() as exc:
         if _is_missing(exc):
             raise FileNotFoundError(name) from exc
-        raise
+        raise ExportStorageError(f"Could not read {name} from the export storage: {exc}") from exc
 
 
 def read_chunks(name: str, start: int = 0, length: int | None = None) -> Iterator[bytes]:
@@ -325,30 +321,7 @@ def presigned_url(name: str, *, filename: str, content_type: str) -> str | None:
         "ResponseContentDisposition": content_disposition_header(as_attachment=True, filename=filename),
         "ResponseContentType": content_type,
     }
-    return storage.url(name, parameters=parameters, expire=settings.EXPORT_URL_EXPIRES)
-
-
-def serve_export_file(request, name: str, *, filename: str, content_type: str) -> HttpResponse:
-    """The download response of a stored export file.
-
-    Streamed through the service with Range and HEAD support, or, with EXPORT_DOWNLOAD_REDIRECT on and an
-    object storage, a 302 to a presigned URL that names the file. FileNotFoundError when the file is not
-    stored; a 503 JSON error when the storage cannot be reached.
-    """
     try:
-        if settings.EXPORT_DOWNLOAD_REDIRECT:
-            url = presigned_url(name, filename=filename, content_type=content_type)
-            if url is not None:
-                return HttpResponseRedirect(url)
-        total = size(name)
+        return storage.url(name, parameters=parameters, expire=settings.EXPORT_URL_EXPIRES)
     except _storage_errors() as exc:
-        if isinstance(exc, FileNotFoundError):
-            raise
-        return error_response(503, f"The export storage is unavailable: {exc}")
-    return ranged_response(
-        request,
-        lambda start, length: read_chunks(name, start, length),
-        size=total,
-        content_type=content_type,
-        filename=filename,
-    )
+        raise ExportStorageError(f"Could not sign a URL for {name}: {exc}") from exc

@@ -1,17 +1,22 @@
-"""Celery bindings of the background jobs: one task per job, named after it, that only calls the job with its
-arguments. Only `exports.queue` sends these; a job never knows it runs on Celery.
+"""Celery bindings of the background jobs: one task per job, named `exports.<job name>`, that only calls the job
+with its arguments. `exports.queue` sends them by that name; a job never knows it runs on Celery.
 
 Each worker also runs the sweep of dead and forgotten jobs (started when the worker is ready), so a Celery
-deployment needs no process besides the web server and its workers.
+deployment needs no process besides the web server and its workers. Celery's own time-limit error is explained
+here, so a job stopped by it fails with a readable reason.
 """
 
 import threading
 
 from celery import Task, shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_ready, worker_shutdown
+from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from exports import jobs, queue
+from exports import jobs, parallel, recovery
+from exports.failures import explain
+from exports.queue import Job
 
 # A job that cannot reach the database (e.g. while PostgreSQL restarts) raises one of these; the task is sent
 # again after 2, 4 and 8 seconds, then given up (the sweep requeues a row still `created` later).
@@ -26,6 +31,11 @@ JOB_OPTIONS = {
     "retry_jitter": False,
 }
 
+explain(
+    SoftTimeLimitExceeded,
+    lambda exc: f"The job ran longer than its time limit ({settings.EXPORT_TIME_LIMIT} s) and was stopped.",
+)
+
 
 @shared_task(name="exports.run_export", **JOB_OPTIONS)
 def run_export_task(export_id: int) -> None:
@@ -39,15 +49,13 @@ def run_conversion_task(converted_format_id: int) -> None:
 
 @shared_task(name="exports.run_export_part", **JOB_OPTIONS)
 def run_export_part_task(export_id: int, part: dict) -> None:
-    from exports import parallel
-
     parallel.run_export_part(export_id, part)
 
 
-def task_for(job) -> Task:
-    """The task that runs `job`: `<job name>_task` in this module."""
+def task_for(job: Job) -> Task:
+    """The task that runs `job`: the one named `exports.<job name>` (what `exports.queue` sends)."""
     task = globals().get(f"{job.__name__}_task")
-    if not isinstance(task, Task):
+    if not isinstance(task, Task) or task.name != f"exports.{job.__name__}":
         raise LookupError(f"No Celery task runs the job {job.__name__}; add {job.__name__}_task to exports.tasks")
     return task
 
@@ -58,7 +66,7 @@ _sweeper: threading.Event | None = None
 @worker_ready.connect
 def _start_sweeper(**kwargs) -> None:
     global _sweeper
-    _sweeper = queue.start_worker_sweeper()
+    _sweeper = recovery.start_worker_sweeper()
 
 
 @worker_shutdown.connect

@@ -1,4 +1,8 @@
-from django.http import FileResponse, HttpResponse, StreamingHttpResponse
+"""The export endpoints over HTTP: thin views that read through `selectors`, write through `services` and send
+stored files (Range, HEAD, presigned redirects) as the API layer."""
+
+from django.conf import settings
+from django.http import FileResponse, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils.http import content_disposition_header
 from drf_spectacular.types import OpenApiTypes
@@ -8,14 +12,16 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.api.files import ranged_response
 from config.api.pagination import OptionalPagination
 from config.api.views import DynamicFieldsViewMixin
 from exports import easy, storage
-from exports.converters.availability import enabled_format_names, format_choices, label_config_of
+from exports.converters.availability import format_choices, label_config_of
 from exports.converters.registry import FORMATS, ConversionError, get_format
-from exports.exceptions import ExportConversionFailed, ExportFileMissing, ExportNotCompleted, FormatNotConverted
-from exports.models import Export, Status
-from exports.selectors import export_for_api
+from exports.exceptions import ExportConversionFailed, ExportFileMissing, ExportStorageError, StorageUnavailable
+from exports.formats import ExportTypeInvalid, check_export_type, enabled_for
+from exports.models import Export
+from exports.selectors import Download, download_for, export_for_api, exports_for_api
 from exports.serializers import (
     ExportConvertResponseSerializer,
     ExportConvertSerializer,
@@ -25,9 +31,46 @@ from exports.serializers import (
     ExportSerializer,
 )
 from exports.services import export_convert, export_create, exports_delete
-from projects.views import ProjectMixin, visible_projects
+from projects.models import Project
 
 LIST_LIMIT = 100
+
+
+class ProjectMixin:
+    """Resolves the project of the URL inside the caller's organization (404 otherwise)."""
+
+    def get_project(self, *fields: str) -> Project:
+        projects = Project.objects.visible_to(self.request.user)
+        return get_object_or_404(projects.only(*fields) if fields else projects, pk=self.kwargs["pk"])
+
+
+def export_type_error(parameter: str, exc: ExportTypeInvalid) -> ValidationError:
+    return ValidationError({parameter: [str(exc)]})
+
+
+def stored_file_response(request, download: Download) -> HttpResponse:
+    """Send a stored export file: streamed with Range and HEAD support or, with EXPORT_DOWNLOAD_REDIRECT on and an
+    object storage, a 302 to a presigned URL that names the file. 404 JSON when the file is gone, 503 JSON
+    (without names or paths) when the storage cannot be reached."""
+    try:
+        if settings.EXPORT_DOWNLOAD_REDIRECT:
+            url = storage.presigned_url(download.name, filename=download.filename, content_type=download.content_type)
+            if url is not None:
+                return HttpResponseRedirect(url)
+        size = storage.size(download.name)
+    except FileNotFoundError as exc:
+        raise ExportFileMissing() from exc
+    except ExportStorageError as exc:
+        raise StorageUnavailable() from exc
+    return ranged_response(
+        request,
+        lambda start, length: storage.read_chunks(download.name, start, length),
+        size=size,
+        content_type=download.content_type,
+        filename=download.filename,
+    )
+
+
 FORMAT_NAMES = [fmt.name for fmt in FORMATS]
 EASY_EXPORT_CHUNK = 256 * 1024
 
@@ -50,7 +93,8 @@ class ExportListAPI(ProjectMixin, DynamicFieldsViewMixin, generics.ListAPIView):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return Export.objects.none()
-        return self.get_project().exports.with_api_relations().order_by("-created_at", "-id")
+        project = self.get_project("id")
+        return exports_for_api(user=self.request.user, project_id=project.pk)
 
     def list(self, request, *args, **kwargs):
         queryset = self.get_queryset()
@@ -69,7 +113,7 @@ class ExportListAPI(ProjectMixin, DynamicFieldsViewMixin, generics.ListAPIView):
         serializer = ExportCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         export = export_create(project=project, created_by=request.user, **serializer.validated_data)
-        export = Export.objects.with_api_relations().get(pk=export.pk)
+        export = export_for_api(user=request.user, project_id=project.pk, export_id=export.pk)
         data = ExportCreateResponseSerializer(export, context=self.get_serializer_context()).data
         return Response(data, status=status.HTTP_201_CREATED)
 
@@ -88,14 +132,13 @@ def file_responses(status: int, description: str) -> dict:
 
 
 class ExportMixin:
-    def scoped_exports(self):
-        """The exports of the URL's project inside the caller's organization."""
-        organization_id = self.request.user.active_organization_id
-        return Export.objects.filter(project_id=self.kwargs["pk"], project__organization_id=organization_id)
-
     def get_export(self) -> Export:
-        """The export with the relations the API shows (404 outside the caller's organization)."""
-        return get_object_or_404(self.scoped_exports().with_api_relations(), pk=self.kwargs["export_pk"])
+        """The export with the relations the API shows (404 unless the caller sees it in the URL's project)."""
+        kwargs = self.kwargs
+        export = export_for_api(user=self.request.user, project_id=kwargs["pk"], export_id=kwargs["export_pk"])
+        if export is None:
+            raise NotFound("No Export matches the given query.")
+        return export
 
 
 @extend_schema_view(
@@ -107,24 +150,13 @@ class ExportDetailAPI(ExportMixin, DynamicFieldsViewMixin, generics.RetrieveDest
 
     def get_object(self):
         if self.request.method in ("GET", "HEAD"):
-            export = export_for_api(
-                project_id=self.kwargs["pk"],
-                export_id=self.kwargs["export_pk"],
-                organization_id=self.request.user.active_organization_id,
-            )
-            if export is None:
-                raise NotFound("No Export matches the given query.")
-            return export
+            return self.get_export()
         # DELETE only needs to know the export is there: `exports_delete` reads its files itself.
-        return get_object_or_404(self.scoped_exports().only("pk"), pk=self.kwargs["export_pk"])
+        visible = Export.objects.visible_to(self.request.user).filter(project_id=self.kwargs["pk"])
+        return get_object_or_404(visible.only("pk"), pk=self.kwargs["export_pk"])
 
     def perform_destroy(self, instance):
         exports_delete(exports=Export.objects.filter(pk=instance.pk))
-
-
-def unknown_type_error(parameter: str, export_type: str) -> ValidationError:
-    valid = ", ".join(fmt.name for fmt in FORMATS)
-    return ValidationError({parameter: [f"{export_type} is not a supported export type. Valid: {valid}"]})
 
 
 class ExportDownloadAPI(ExportMixin, APIView):
@@ -151,34 +183,11 @@ class ExportDownloadAPI(ExportMixin, APIView):
     def get(self, request, pk, export_pk):
         export = self.get_export()
         export_type = request.query_params.get("exportType") or request.query_params.get("export_type") or "JSON"
-        fmt = get_format(export_type)
-        if fmt is None:
-            raise unknown_type_error("exportType", export_type)
-        if export.status != Status.COMPLETED or not export.file:
-            raise ExportNotCompleted(f"Export is not completed (status: {export.status}).")
-        if export_type == "JSON":
-            name, content_type, extension = export.file, "application/json", "json"
-        else:
-            converted = next((cf for cf in export.converted_formats.all() if cf.export_type == export_type), None)
-            self.check_converted(export_type, converted)
-            name, content_type, extension = converted.file, fmt.content_type, fmt.extension
         try:
-            return storage.serve_export_file(
-                request, name, filename=export.download_name(extension), content_type=content_type
-            )
-        except FileNotFoundError as exc:
-            raise ExportFileMissing() from exc
-
-    @staticmethod
-    def check_converted(export_type: str, converted) -> None:
-        if converted is None:
-            raise FormatNotConverted(f"{export_type} format is not converted yet: convert the snapshot to it first.")
-        if converted.status == Status.FAILED:
-            raise FormatNotConverted(f"Conversion to {export_type} failed: {converted.traceback or 'no reason given'}")
-        if converted.status != Status.COMPLETED or not converted.file:
-            raise FormatNotConverted(
-                f"Conversion to {export_type} is not completed yet (status: {converted.status}); try again shortly."
-            )
+            download = download_for(export, export_type)
+        except ExportTypeInvalid as exc:
+            raise export_type_error("exportType", exc) from exc
+        return stored_file_response(request, download)
 
 
 class ExportConvertAPI(ExportMixin, APIView):
@@ -196,8 +205,8 @@ class ExportConvertAPI(ExportMixin, APIView):
     )
     def post(self, request, pk, export_pk):
         export = self.get_export()
-        enabled = enabled_format_names(label_config_of(export.project))
-        serializer = ExportConvertSerializer(data=request.data, context={"enabled_formats": enabled})
+        context = {"enabled_formats": enabled_for(export.project)}
+        serializer = ExportConvertSerializer(data=request.data, context=context)
         serializer.is_valid(raise_exception=True)
         converted = export_convert(export=export, **serializer.validated_data)
         data = ExportConvertResponseSerializer(
@@ -206,7 +215,7 @@ class ExportConvertAPI(ExportMixin, APIView):
         return Response(data)
 
 
-class ExportFormatsAPI(APIView):
+class ExportFormatsAPI(ProjectMixin, APIView):
     @extend_schema(
         operation_id="api_projects_export_formats_retrieve",
         summary="Export formats",
@@ -217,7 +226,7 @@ class ExportFormatsAPI(APIView):
         responses={200: ExportFormatSerializer(many=True)},
     )
     def get(self, request, pk):
-        project = get_object_or_404(visible_projects(request).only("id", "label_config"), pk=pk)
+        project = self.get_project("id", "label_config")
         return Response(format_choices(label_config_of(project)))
 
 
@@ -246,14 +255,12 @@ class ExportAPI(ProjectMixin, APIView):
         def validate(self, attrs):
             name = "exportType" if attrs.get("exportType") else "export_type"
             export_type = attrs.pop("exportType", "") or attrs.get("export_type") or "JSON"
-            if export_type not in easy.EXPORT_TYPES:
-                raise unknown_type_error(name, export_type)
-            if export_type not in easy.STREAMED_TYPES:
-                enabled = enabled_format_names(label_config_of(self.context["project"]))
-                if export_type not in enabled:
-                    names = ", ".join(fmt for fmt in easy.EXPORT_TYPES if fmt in enabled)
-                    message = f"{export_type} is not supported for this project's labeling config. Enabled: {names}"
-                    raise ValidationError({name: [message]})
+            # JSON and JSON_MIN are streamed from the tables whatever the label config.
+            enabled = None if export_type in easy.STREAMED_TYPES else enabled_for(self.context["project"])
+            try:
+                check_export_type(export_type, enabled=enabled)
+            except ExportTypeInvalid as exc:
+                raise export_type_error(name, exc) from exc
             return {**attrs, "export_type": export_type}
 
     SCALAR_PARAMS = ("exportType", "export_type", "download_all_tasks", "download_resources", "interpolate_key_frames")

@@ -82,7 +82,7 @@ def copy_project_data(*, source_id: int, target_id: int) -> None:
 
     Values are kept as they are (data, results, timestamps, counters on the task); only the ids and the links to
     the task and the project change. Annotation links to other annotations or predictions of the source project
-    are not carried over (this service never sets them). Eight statements in all; run it
+    are not carried over (this service never sets them). Eight statements in all (seven on SQLite); run it
     inside the transaction that created the target project.
     """
     joined = f"JOIN {_MAP} AS ids ON ids.old_id = src.{_quote('task_id')}"

@@ -1,3 +1,5 @@
+"""Refused project input, raised below the views and answered as a 400 in Label Studio's error body."""
+
 from rest_framework import status
 from rest_framework.exceptions import APIException, ValidationError
 

@@ -1,37 +1,26 @@
-"""Task import below the service: reading uploaded files, checking tasks, and writing rows in bulk.
+"""Task import below the service: check tasks from any source and write them in bulk as rows.
 
-Nothing here writes until `write_tasks`, and `write_tasks` expects to run inside the caller's transaction.
+`prepare_tasks` checks every task and encodes its JSON without writing; `write_tasks` inserts the tasks with their
+annotations, predictions and drafts, inside the caller's transaction. Reading requests and files is
+`projects.uploads`.
 """
 
-import csv
-import gc
-import io
 import math
-import os
 import re
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
-from django.core.files.uploadhandler import FileUploadHandler
 from django.db import connection, models
 from django.db.models import Max
 from django.utils.dateparse import parse_datetime
-from rest_framework.exceptions import ParseError
-from rest_framework.parsers import JSONParser
 
 from projects.exceptions import ImportRejected
 from projects.models import Annotation, AnnotationDraft, Prediction, Task
 
-FILE_FORMATS = (".json", ".jsonl", ".csv", ".tsv")
-TABLE_FORMATS = (".csv", ".tsv")
-BOM = b"\xef\xbb\xbf"
 # JSON's escape for the NUL character, which PostgreSQL refuses in JSON and text (not an escaped backslash + "u0000").
 NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
@@ -80,68 +69,6 @@ PREDICTION_FIELDS = (
 DRAFT_FIELDS = ("task", "result", "lead_time", "user", "was_postponed", "created_at", "updated_at")
 
 
-class TaskProblem(ValueError):
-    """What is wrong with one task; the caller adds where the task came from."""
-
-
-# Reading the request ------------------------------------------------------------------------------------------
-
-
-class ImportJSONParser(JSONParser):
-    """JSON bodies parsed with orjson: a large import spends noticeably less time here than with `json`."""
-
-    def parse(self, stream, media_type=None, parser_context=None):
-        try:
-            return orjson.loads(stream.read())
-        except orjson.JSONDecodeError as exc:
-            raise ParseError(f"JSON parse error - {exc}") from exc
-
-
-class UploadLimitHandler(FileUploadHandler):
-    """Holds multipart bodies to DATA_UPLOAD_MAX_MEMORY_SIZE. Django applies that limit to form fields only, so
-    without this a file of any size would be spooled to disk."""
-
-    def handle_raw_input(self, input_data, META, content_length, boundary, encoding=None):
-        self.limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        self.received = 0
-        if self.limit is not None and content_length > self.limit:
-            raise RequestDataTooBig(self.message())
-
-    def receive_data_chunk(self, raw_data, start):
-        self.received += len(raw_data)
-        if self.limit is not None and self.received > self.limit:
-            raise RequestDataTooBig(self.message())
-        return raw_data
-
-    def file_complete(self, file_size):
-        return None  # the next handler (memory or temporary file) keeps the data
-
-    def message(self) -> str:
-        return f"Request body is larger than the limit of {self.limit} bytes."
-
-
-@contextmanager
-def paused_gc() -> Iterator[None]:
-    """Cyclic garbage collection off while an import builds millions of short-lived containers. They hold no
-    cycles (reference counting frees them), but each allocation burst would trigger a collection that scans
-    them all, which costs about as much as the parsing itself."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-def limit_upload_size(request) -> None:
-    """Install `UploadLimitHandler` first on a Django request whose body has not been read yet."""
-    request.upload_handlers.insert(0, UploadLimitHandler(request))
-
-
-# Reading files ------------------------------------------------------------------------------------------------
-
-
 @dataclass
 class TaskSource:
     """Raw task items from one place (the request body or one uploaded file) and how to point at each."""
@@ -151,10 +78,6 @@ class TaskSource:
     unit: str = "item"
     numbers: list[int] | None = None  # each item's line or row in the file, where that is not its index
 
-    @property
-    def file_format(self) -> str | None:
-        return file_format(self.file_name) if self.file_name is not None else None
-
     def where(self, index: int) -> str:
         number = index if self.numbers is None else self.numbers[index]
         if self.file_name is None:
@@ -162,93 +85,8 @@ class TaskSource:
         return f"{self.file_name} {self.unit} {number}"
 
 
-def file_format(name: str) -> str:
-    return os.path.splitext(name)[1].lower()
-
-
-def check_file_format(name: str) -> None:
-    if file_format(name) not in FILE_FORMATS:
-        raise ImportRejected(
-            f"{name}: unsupported file type {file_format(name) or '(no extension)'}; "
-            f"tasks are read from {', '.join(FILE_FORMATS)} files"
-        )
-
-
-def read_file(name: str, content: bytes) -> TaskSource:
-    """Raw task items of one uploaded file: a JSON list or object, JSON lines, or a CSV/TSV table."""
-    check_file_format(name)
-    content = content.removeprefix(BOM)
-    kind = file_format(name)
-    if kind == ".json":
-        return _read_json(name, content)
-    if kind == ".jsonl":
-        return _read_json_lines(name, content)
-    return _read_table(name, content, delimiter="\t" if kind == ".tsv" else ",")
-
-
-def _read_json(name: str, content: bytes) -> TaskSource:
-    try:
-        parsed = orjson.loads(content)
-    except orjson.JSONDecodeError as exc:
-        raise ImportRejected(f"{name}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
-    return TaskSource(parsed if isinstance(parsed, list) else [parsed], file_name=name)
-
-
-def _read_json_lines(name: str, content: bytes) -> TaskSource:
-    items, numbers = [], []
-    for number, line in enumerate(content.split(b"\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            items.append(orjson.loads(line))
-        except orjson.JSONDecodeError as exc:
-            raise ImportRejected(f"{name} line {number}: invalid JSON at column {exc.colno}: {exc.msg}") from exc
-        numbers.append(number)
-    return TaskSource(items, file_name=name, unit="line", numbers=numbers)
-
-
-def _read_table(name: str, content: bytes, *, delimiter: str) -> TaskSource:
-    """A header row names the columns; each later row is one task's `data`, every value a string.
-    A CSV whose first line has more semicolons than commas is read as semicolon-separated (as Label Studio)."""
-    try:
-        text = content.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ImportRejected(f"{name}: not UTF-8 text (invalid byte at position {exc.start})") from exc
-    first_line = text.partition("\n")[0]
-    if delimiter == "," and first_line.count(";") > first_line.count(","):
-        delimiter = ";"
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
-    header: list[str] | None = None
-    items, numbers = [], []
-    number = 0
-    try:
-        for number, row in enumerate(reader, start=1):  # noqa: B007 -- `number` names the row csv.Error is about
-            if not row:
-                continue  # blank line
-            if header is None:
-                header = _check_header(name, number, row)
-                continue
-            if len(row) > len(header):
-                raise ImportRejected(f"{name} row {number}: {len(row)} values but {len(header)} columns")
-            if len(row) < len(header):
-                row += [""] * (len(header) - len(row))
-            items.append({"data": dict(zip(header, row, strict=True))})
-            numbers.append(number)
-    except csv.Error as exc:
-        raise ImportRejected(f"{name} row {number + 1}: {exc}") from exc
-    return TaskSource(items, file_name=name, unit="row", numbers=numbers)
-
-
-def _check_header(name: str, number: int, header: list[str]) -> list[str]:
-    for position, column in enumerate(header, start=1):
-        if not column.strip():
-            raise ImportRejected(f"{name} row {number}: column {position} of the header has no name")
-    seen = set()
-    for column in header:
-        if column in seen:
-            raise ImportRejected(f'{name} row {number}: column "{column}" appears twice in the header')
-        seen.add(column)
-    return header
+class TaskProblem(ValueError):
+    """What is wrong with one task; the caller adds where the task came from."""
 
 
 # Checking tasks -----------------------------------------------------------------------------------------------

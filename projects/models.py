@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from django.conf import settings
 from django.core.files.storage import FileSystemStorage
 from django.db import models
-from django.db.models import Case, Count, IntegerField, OuterRef, Subquery, Value, When
+from django.db.models import Case, Count, IntegerField, OuterRef, Q, Subquery, Value, When
 from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Coalesce
 
@@ -99,12 +99,20 @@ def _queue_done(user_id: int | None) -> Case:
     )
 
 
+def visible_projects_rule(user, *, via: str = "") -> Q:
+    """Who sees what, the one rule: a user sees the projects of their active organization and what belongs to
+    them; nothing else exists for them. `via` is the lookup path from another model to its project (e.g.
+    `project__`), so every model family scopes itself with this rule, joins included."""
+    organization_id = getattr(user, "active_organization_id", None) if user and user.is_authenticated else None
+    if not organization_id:
+        return Q(pk__in=[])
+    return Q(**{f"{via}organization_id": organization_id})
+
+
 class ProjectQuerySet(models.QuerySet):
     def visible_to(self, user) -> "ProjectQuerySet":
         """Projects of the user's active organization; nothing else exists for them."""
-        if not user or not user.is_authenticated or not user.active_organization_id:
-            return self.none()
-        return self.filter(organization_id=user.active_organization_id)
+        return self.filter(visible_projects_rule(user))
 
     def with_counters(self, names: Iterable[str] = COUNTER_FIELDS) -> "ProjectQuerySet":
         """Label Studio's project counters (all, or those named), computed in the same query as the projects."""

@@ -1,3 +1,5 @@
+"""Project output in Label Studio's field order, and the inputs and answers of the project endpoints."""
+
 from functools import lru_cache
 
 from drf_spectacular.types import OpenApiTypes

@@ -1,8 +1,9 @@
-"""Writes on projects and their data: create, update, duplicate, delete, task and prediction import."""
+"""What the project views call: create, update (config checked against the data), validate a config, duplicate,
+delete, and import tasks or predictions. Writes and their transactions live here."""
 
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -17,6 +18,7 @@ from projects.exceptions import ImportRejected, LabelConfigRejected, LabelConfig
 from projects.imports import TaskSource
 from projects.models import MAX_ROW_ID, Annotation, AnnotationDraft, FileUpload, Prediction, Project, Task
 from projects.selectors import project_used_tags
+from projects.uploads import TABLE_FORMATS, file_format, read_uploads
 from users.models import User
 
 
@@ -124,6 +126,17 @@ def _delete_by_project(project_id: int) -> None:
             cursor.execute(statement, [project_id])
 
 
+# What apps built on projects must do inside a project's deletion (the exports app removes the project's snapshots
+# and their files). They register here when they start, so this app never imports theirs.
+_delete_hooks: list[Callable[[Project], None]] = []
+
+
+def on_project_delete(hook: Callable[[Project], None]) -> None:
+    """Run `hook(project)` inside every project deletion, before the project's rows go."""
+    if hook not in _delete_hooks:
+        _delete_hooks.append(hook)
+
+
 @transaction.atomic
 def project_delete(*, project: Project) -> None:
     """Delete a project with its tasks, snapshots, uploads and their files (files go once the deletion commits).
@@ -131,9 +144,8 @@ def project_delete(*, project: Project) -> None:
     The labeling data goes in a few set-based statements first: Django's own cascade would read every task,
     annotation and prediction id into memory.
     """
-    from exports.services import exports_delete
-
-    exports_delete(exports=project.exports.all())
+    for hook in _delete_hooks:
+        hook(project)
     uploaded = list(project.file_uploads.values_list("file", flat=True))
     _delete_by_project(project.pk)
     project.delete()
@@ -177,16 +189,6 @@ def _delete_uploaded_files(names: list[str]) -> None:
         storage.delete(name)
 
 
-def _read_uploads(uploads: Sequence[UploadedFile]) -> list[TaskSource]:
-    for upload in uploads:
-        imports.check_file_format(upload.name)  # every name is checked before any file is read
-    sources = []
-    for upload in uploads:
-        upload.seek(0)
-        sources.append(imports.read_file(upload.name, upload.read()))
-    return sources
-
-
 def _delete_stored(uploads: list[FileUpload]) -> None:
     for upload in uploads:
         upload.file.delete(save=False)
@@ -206,7 +208,7 @@ def tasks_import(
     task) or from uploaded files. Everything is read and checked before anything is written, in one transaction;
     uploaded files are kept (see `FileUpload`) and their tasks name them."""
     started = time.monotonic()
-    sources = _read_uploads(uploads) if uploads else [TaskSource(payload if isinstance(payload, list) else [payload])]
+    sources = read_uploads(uploads) if uploads else [TaskSource(payload if isinstance(payload, list) else [payload])]
     parsed = label_config.parse_label_config(project.label_config) if project.label_config else {}
     prepared = imports.prepare_tasks(sources, required_keys=label_config.data_keys(parsed))
 
@@ -231,7 +233,7 @@ def tasks_import(
         _delete_stored(stored)
         raise
 
-    formats = [source.file_format for source in sources if source.file_format]
+    formats = [file_format(upload.name) for upload in uploads]
     return ImportResult(
         task_count=len(task_ids),
         annotation_count=prepared.annotation_count,
@@ -239,7 +241,7 @@ def tasks_import(
         duration=time.monotonic() - started,
         task_ids=task_ids,
         file_upload_ids=[upload.pk for upload in stored],
-        could_be_tasks_list=any(kind in imports.TABLE_FORMATS for kind in formats),
+        could_be_tasks_list=any(kind in TABLE_FORMATS for kind in formats),
         found_formats=dict(Counter(formats)) if uploads else [],
         data_columns=sorted(prepared.data_keys) if uploads else [],
     )

@@ -1,3 +1,5 @@
+"""Project endpoints at Label Studio's paths: list, counts, detail, import, duplicate, annotators, validate."""
+
 from collections.abc import Mapping
 
 from django.db.models import F, Q
@@ -14,7 +16,6 @@ from config.api.pagination import ProjectPagination
 from config.api.parsers import JSONParser
 from config.api.views import DynamicFieldsViewMixin, read_list_param
 from projects.exceptions import ImportRejected
-from projects.imports import ImportJSONParser, limit_upload_size, paused_gc
 from projects.models import COUNTER_FIELDS, MAX_ROW_ID, Project
 from projects.selectors import project_annotators
 from projects.serializers import (
@@ -39,6 +40,7 @@ from projects.services import (
     project_update,
     tasks_import,
 )
+from projects.uploads import ImportJSONParser, limit_upload_size, paused_gc
 from users.serializers import UserSimpleSerializer
 
 INCLUDE_PARAMETER = OpenApiParameter(

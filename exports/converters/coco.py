@@ -1,8 +1,9 @@
 """COCO: one `result.json` of images, categories and annotations (boxes, polygons, keypoints), zipped.
 
 The layout, ids and coordinates follow label-studio-sdk 2.1.2's converter (`convert_to_coco`), which Label
-Studio 1.23.2 serves for COCO. The JSON is written as the tasks stream by: images and annotations go to scratch
-files one line each and are joined into `result.json` at the end, so memory does not grow with the task count.
+Studio 1.23.2 serves for COCO. The JSON is written as the tasks stream by: images and annotations are added to
+two JSON arrays in scratch files (the boxes and polygons of one item share a line) and copied into `result.json`
+at the end, so memory does not grow with the task count.
 
 Deliberate differences from that converter:
 
@@ -51,30 +52,38 @@ from exports.converters.vision_common import (
     sdk_image_path,
 )
 from exports.converters.ziparchive import Archive
+from exports.jsonarray import LINES, JsonArray
 
 __all__ = ["write_coco"]
 
 
-class _JsonArray:
-    """A JSON array written to a scratch file one element per line."""
+class _ScratchArray:
+    """A JSON array built in a scratch file while the tasks stream by, then copied into `result.json`."""
 
     def __init__(self, path: Path):
         self.path = path
         self.file = path.open("wb")
-        self.count = 0
+        self.array = JsonArray(LINES)
+        self.count = 0  # items, which the ids count (a line may hold several)
 
     def append(self, element: Mapping[str, Any]) -> None:
-        self.file.write((b",\n" if self.count else b"\n") + orjson.dumps(element))
+        self.file.write(self.array.add([orjson.dumps(element)]))
         self.count += 1
 
     def extend(self, elements: list[Mapping[str, Any]]) -> None:
-        """Several elements on one line (one serialisation and one write instead of one per element)."""
+        """Several items on one line, joined by a bare comma (one serialisation and one write, not one per item)."""
         if elements:
-            self.file.write((b",\n" if self.count else b"\n") + orjson.dumps(elements)[1:-1])
+            self.file.write(self.array.prefix() + orjson.dumps(elements)[1:-1])
             self.count += len(elements)
 
     def close(self) -> None:
         self.file.close()
+
+    def copy_to(self, result: BinaryIO) -> None:
+        result.write(self.array.start())
+        for block in iter_file(self.path):
+            result.write(block)
+        result.write(self.array.end())
 
 
 def write_coco(source: TaskSource, out: BinaryIO, context: ConversionContext, *, fetch_images: Any = None) -> None:
@@ -114,20 +123,18 @@ class _CocoWriter:
         self.kp_names = keypoint_order(context.label_config) if has_keypoints else []
         self.kp_position = {name: index for index, name in enumerate(self.kp_names)}
         self.kp_category = _merge_keypoint_categories(self.categories, self.kp_names) if self.kp_names else 0
-        self.images = _JsonArray(Path(context.scratch_dir) / "coco-images.jsonl")
-        self.annotations = _JsonArray(Path(context.scratch_dir) / "coco-annotations.jsonl")
+        self.images = _ScratchArray(Path(context.scratch_dir) / "coco-images.jsonl")
+        self.annotations = _ScratchArray(Path(context.scratch_dir) / "coco-annotations.jsonl")
 
     def close(self) -> None:
         self.images.close()
         self.annotations.close()
 
     def assemble(self, result: BinaryIO) -> None:
-        result.write(b'{"images": [')
-        for block in iter_file(self.images.path):
-            result.write(block)
-        result.write(b'\n],\n"categories": ' + orjson.dumps(self.categories.listing()) + b',\n"annotations": [')
-        for block in iter_file(self.annotations.path):
-            result.write(block)
+        result.write(b'{"images": ')
+        self.images.copy_to(result)
+        result.write(b',\n"categories": ' + orjson.dumps(self.categories.listing()) + b',\n"annotations": ')
+        self.annotations.copy_to(result)
         now = datetime.now()
         info = {
             "year": now.year,
@@ -137,7 +144,7 @@ class _CocoWriter:
             "url": "",
             "date_created": str(now),
         }
-        result.write(b'\n],\n"info": ' + orjson.dumps(info) + b"}\n")
+        result.write(b',\n"info": ' + orjson.dumps(info) + b"}\n")
 
     def add(self, item: Item, file_name: str, size: tuple[int, int] | None) -> None:
         image_id = self.images.count

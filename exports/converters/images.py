@@ -1,6 +1,8 @@
-"""Task images for the *_WITH_IMAGES exports: where the bytes may come from, and packing them into the archive.
+"""Task files an export packs: where their bytes may come from, and packing images into the archive.
 
-An image is included only when the service can read it without being turned against itself or its network:
+The fetcher serves the *_WITH_IMAGES formats' images, and also ASR_MANIFEST's audio and DOCLANG's page images
+when resources are downloaded. A file is fetched only when the service can read it without being turned against
+itself or its network:
 
 - a file the service stores itself: `/data/upload/<path>` (read from `DATA_DIR/media/upload/<path>`) or
   `/data/local-files/?d=<path>` (read from `DATA_DIR/media/<path>`), when the real path, links followed, stays
@@ -10,8 +12,8 @@ An image is included only when the service can read it without being turned agai
   an address that was checked, so a second DNS answer cannot redirect it; redirects are not followed, and the
   download has a time limit and a size cap.
 
-Anything else (cloud storage URIs, other hosts, failed downloads) is left out, and the archive lists it with
-the reason in `images_not_included.json`.
+Anything else (cloud storage URIs, other hosts, failed downloads) is left out; a *_WITH_IMAGES archive lists it
+with the reason in `images_not_included.json`.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
+
+from exports.jsonarray import LINES, JsonArray
 
 __all__ = [
     "DEFAULT_MAX_IMAGE_BYTES",
@@ -275,7 +279,7 @@ class ArchiveImages:
         self._sizes: OrderedDict[str, tuple[int, int] | None] = OrderedDict()
         self._missing_path = Path(scratch_dir) / "images-not-included.jsonl"
         self._missing = None
-        self.missing_count = 0
+        self._listing = JsonArray(LINES)
 
     def add(self, member: str, url: str, task_id: Any) -> tuple[int, int] | None:
         """Put the image at `member` in the archive; its pixel size, None when unknown or not included."""
@@ -299,8 +303,12 @@ class ArchiveImages:
         if self._missing is None:
             self._missing = self._missing_path.open("wb")
         record = {"task_id": task_id, "url": url, "file": member, "reason": reason}
-        self._missing.write((b",\n" if self.missing_count else b"\n") + orjson.dumps(record))
-        self.missing_count += 1
+        self._missing.write(self._listing.add([orjson.dumps(record)]))
+
+    @property
+    def missing_count(self) -> int:
+        """How many images were left out so far."""
+        return self._listing.count
 
     def close(self) -> None:
         """Close the scratch list of images left out (also when the conversion stops early)."""
@@ -313,8 +321,8 @@ class ArchiveImages:
             return
         self._missing.close()
         with self.archive.stream(NOT_INCLUDED_FILE) as listing:
-            listing.write(b"[")
+            listing.write(self._listing.start())
             with self._missing_path.open("rb") as lines:
                 while block := lines.read(1 << 20):
                     listing.write(block)
-            listing.write(b"\n]\n")
+            listing.write(self._listing.end() + b"\n")

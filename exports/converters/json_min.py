@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import orjson
 
+from exports.jsonarray import LINES, JsonArray
+
 if TYPE_CHECKING:
     from exports.converters.registry import ConversionContext
     from exports.converters.source import TaskSource
@@ -26,6 +28,7 @@ _SINGLE_VALUE_KEYS = {"Choices": "choices", "TextArea": "text"}
 _CHAT_TYPES = ("Chat", "chatmessage")
 _UNSEEN = object()  # a `from_name` whose control has not been looked up yet
 _BATCH = 256  # records encoded before they are written out
+_EMPTY_ARRAY_END = b"\n\n]"  # what the SDK writes after `[` when there is no record (`LINES` writes `]`)
 # Checked in this order, a plain dict (all parsed JSON) skips the slower abstract-class check.
 _MAPPING = (dict, Mapping)
 # Stands for the missing annotation of a task whose annotation list is empty (compared by identity).
@@ -213,25 +216,24 @@ def to_json_min(tasks: Iterable[Mapping[str, Any]], label_config: Mapping[str, M
 def convert(source: "TaskSource", out: BinaryIO, context: "ConversionContext") -> None:
     """Write the JSON_MIN file: a JSON array of records, each indented by two spaces, one task at a time.
 
-    The layout is the SDK converter's `result.json` (written with `ujson`) byte for byte: `[`, the
-    records separated by `,` and a line break, `]`, non-ASCII characters as UTF-8 and `/` as `\\/`. The
-    one known difference is a float below 1e-4 with few digits, written `0.00001` where the SDK writes
+    The layout is the SDK converter's `result.json` (written with `ujson`) byte for byte: the records in the
+    `LINES` array layout (with no record, `[`, two line breaks, `]`), non-ASCII characters as UTF-8 and `/` as
+    `\\/`. The one known difference is a float below 1e-4 with few digits, written `0.00001` where the SDK writes
     `1e-5`; both read back as the same number.
     """
     converter = JsonMinConverter(context.label_config)
-    out.write(b"[\n")
+    array = JsonArray(LINES)
+    out.write(array.start())
     batch: list[bytes] = []  # encoded records, written a few hundred at a time
-    first = True
     for task in source.tasks():
         for record in converter.records(task):
             # A `/` occurs only inside JSON strings, where `\/` is the same character.
             batch.append(orjson.dumps(record, option=orjson.OPT_INDENT_2).replace(b"/", b"\\/"))
             if len(batch) >= _BATCH:
-                out.write((b"" if first else b",\n") + b",\n".join(batch))
-                batch, first = [], False
-    if batch:
-        out.write((b"" if first else b",\n") + b",\n".join(batch))
-    out.write(b"\n]")
+                out.write(array.add(batch))
+                batch = []
+    out.write(array.add(batch))
+    out.write(array.end() if array.count else _EMPTY_ARRAY_END)
 
 
 def _created_at_order(annotation: Mapping[str, Any]) -> tuple[int, Any]:

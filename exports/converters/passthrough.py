@@ -1,4 +1,4 @@
-"""JSON: the snapshot's own tasks, written back as one JSON array."""
+"""JSON: the snapshot's tasks written back as one JSON array, one task per line (the snapshot's own layout)."""
 
 from typing import BinaryIO
 
@@ -6,10 +6,12 @@ import orjson
 
 from exports.converters.registry import ConversionContext
 from exports.converters.source import TaskSource
+from exports.jsonarray import LINES, JsonArray
 
 
 def convert_json(source: TaskSource, out: BinaryIO, context: ConversionContext) -> None:
-    out.write(b"[")
-    for index, task in enumerate(source.tasks()):
-        out.write((b"\n" if index == 0 else b",\n") + orjson.dumps(task))
-    out.write(b"\n]")
+    array = JsonArray(LINES)
+    out.write(array.start())
+    for task in source.tasks():
+        out.write(array.add([orjson.dumps(task)]))
+    out.write(array.end())

@@ -31,7 +31,8 @@ class ConversionContext:
     project_id: int
     scratch_dir: Path  # a private folder for intermediate files, removed after the conversion
     download_resources: bool = True
-    # Image bytes for a task's image URL, or a reason why they are not included (the WITH_IMAGES formats).
+    # A task file's bytes for its URL, or a reason why they are not included (the WITH_IMAGES formats' images,
+    # ASR_MANIFEST's audio, DOCLANG's page images).
     fetch_image: Callable[[str], tuple[bytes | None, str]] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -163,7 +164,7 @@ FORMATS: tuple[Format, ...] = (
         "BRUSH_TO_NUMPY",
         "Brush masks as NumPy",
         "Each brush mask decoded to a 2-D NumPy array file, one per region.",
-        "exports.converters.brush:convert_numpy",
+        "exports.converters.brush.mask_files:convert_numpy",
         "zip",
         ZIP,
         ("image segmentation",),
@@ -172,7 +173,7 @@ FORMATS: tuple[Format, ...] = (
         "BRUSH_TO_PNG",
         "Brush masks as PNG",
         "Each brush mask decoded to a greyscale PNG image, one per region.",
-        "exports.converters.brush:convert_png",
+        "exports.converters.brush.mask_files:convert_png",
         "zip",
         ZIP,
         ("image segmentation",),
@@ -190,7 +191,7 @@ FORMATS: tuple[Format, ...] = (
         "BRUSH_TO_COCO",
         "Brush masks as COCO",
         "Brush masks traced into COCO polygons for segmentation training.",
-        "exports.converters.brush:convert_coco",
+        "exports.converters.brush.coco:convert_coco",
         "zip",
         ZIP,
         ("image segmentation", "brush annotations"),

@@ -165,8 +165,8 @@ def test_retrying_removes_a_failed_rows_file(api_client, project, export, django
 @pytest.mark.parametrize(
     ("body", "errors"),
     [
-        ({"export_type": "FOO"}, {"export_type": ["FOO is not supported export format"]}),
-        ({"export_type": "csv"}, {"export_type": ["csv is not supported export format"]}),  # case as Label Studio
+        ({"export_type": "FOO"}, {"export_type": [f"FOO is not supported export format. Valid: {VALID_TYPES}"]}),
+        ({"export_type": "csv"}, {"export_type": [f"csv is not supported export format. Valid: {VALID_TYPES}"]}),
         ({}, {"export_type": ["This field is required."]}),
         ({"export_type": ""}, {"export_type": ["This field may not be blank."]}),
         ({"export_type": "JSON", "download_resources": "maybe"}, {"download_resources": ["Must be a valid boolean."]}),
@@ -292,7 +292,7 @@ def test_download_of_an_unknown_type_is_a_400_naming_the_valid_ones(api_client, 
     response = api_client.get(download_url(project, export["id"]) + f"?exportType={export_type}")
     assert response.status_code == 400
     assert response.json()["validation_errors"] == {
-        "exportType": [f"{export_type} is not a supported export type. Valid: {VALID_TYPES}"]
+        "exportType": [f"{export_type} is not supported export format. Valid: {VALID_TYPES}"]
     }
 
 

@@ -234,7 +234,7 @@ def test_unknown_type_is_400_naming_the_valid_ones(api_client, project, paramete
     body = response.json()
     assert body["detail"] == "Validation error"
     valid = ", ".join(fmt.name for fmt in FORMATS)
-    assert body["validation_errors"] == {parameter: [f"FOO is not a supported export type. Valid: {valid}"]}
+    assert body["validation_errors"] == {parameter: [f"FOO is not supported export format. Valid: {valid}"]}
 
 
 def test_export_types_are_case_sensitive(api_client, project):

@@ -12,12 +12,13 @@ import pytest
 from django.core.files.storage import FileSystemStorage, Storage
 from django.utils import timezone
 
-from exports import jobs, storage
+from exports import converting, jobs, storage
 from exports.converters import registry
 from exports.converters.registry import ConversionError
 from exports.exceptions import ConversionRejected
 from exports.models import ConvertedFormat, Export, Status
-from exports.services import CONVERSION_LEASE_EXPIRED, export_convert, jobs_recover
+from exports.recovery import CONVERSION_LEASE_EXPIRED, jobs_recover
+from exports.services import export_convert
 from projects.label_config import parse_label_config
 from tests.factories import fill_project, make_project
 
@@ -210,7 +211,7 @@ def test_a_failed_conversion_is_retried_through_the_service(export, monkeypatch,
 
 def test_the_lease_is_renewed_while_the_converter_reads(export, monkeypatch, settings):
     settings.EXPORT_LEASE_SECONDS = 60
-    monkeypatch.setattr(jobs, "renew_interval", lambda: 0.0)
+    monkeypatch.setattr(converting, "renew_interval", lambda: 0.0)
     renewals = []
     original = ConvertedFormat.objects.renew_lease
 
@@ -233,7 +234,7 @@ def test_the_lease_is_renewed_while_the_converter_reads(export, monkeypatch, set
 
 def test_the_default_renewal_is_several_times_per_lease(settings):
     settings.EXPORT_LEASE_SECONDS = 60
-    assert 0 < jobs.renew_interval() <= 15
+    assert 0 < converting.renew_interval() <= 15
 
 
 def test_a_stuck_conversion_is_failed_by_the_sweep(export):
@@ -288,7 +289,7 @@ def test_the_sweep_requeues_conversions_waiting_too_long(export, monkeypatch):
 
 
 def test_a_swept_conversion_stops_and_leaves_no_file(export, monkeypatch, settings):
-    monkeypatch.setattr(jobs, "renew_interval", lambda: 0.0)
+    monkeypatch.setattr(converting, "renew_interval", lambda: 0.0)
     use_converter(monkeypatch, "swept_midway")
     converted = conversion(export)
     jobs.run_conversion(converted.pk)
@@ -300,7 +301,7 @@ def test_a_swept_conversion_stops_and_leaves_no_file(export, monkeypatch, settin
 
 
 def test_a_converter_that_swallows_the_lost_lease_still_stops(export, monkeypatch, settings):
-    monkeypatch.setattr(jobs, "renew_interval", lambda: 0.0)
+    monkeypatch.setattr(converting, "renew_interval", lambda: 0.0)
     use_converter(monkeypatch, "swallows_everything")
     converted = conversion(export)
     jobs.run_conversion(converted.pk)
@@ -312,7 +313,7 @@ def test_a_converter_that_swallows_the_lost_lease_still_stops(export, monkeypatc
 
 
 def test_a_conversion_deleted_while_running_leaves_no_file(export, monkeypatch, settings):
-    monkeypatch.setattr(jobs, "renew_interval", lambda: 0.0)
+    monkeypatch.setattr(converting, "renew_interval", lambda: 0.0)
     use_converter(monkeypatch, "deleted_midway")
     converted = conversion(export)
     jobs.run_conversion(converted.pk)
@@ -397,8 +398,8 @@ def test_a_snapshot_in_a_storage_without_paths_is_copied_first(export, monkeypat
 
 def test_the_sweep_removes_abandoned_conversion_folders(settings):
     folder = storage.scratch_folder()
-    old = folder / f"{jobs.CONVERSION_SCRATCH_PREFIX}old"
-    fresh = folder / f"{jobs.CONVERSION_SCRATCH_PREFIX}fresh"
+    old = folder / f"{converting.CONVERSION_SCRATCH_PREFIX}old"
+    fresh = folder / f"{converting.CONVERSION_SCRATCH_PREFIX}fresh"
     for path in (old, fresh):
         path.mkdir()
         (path / "part.bin").write_bytes(b"x")

@@ -12,8 +12,10 @@ from django.utils import timezone
 
 from exports import jobs, parallel, queue, storage
 from exports.models import Export, Status
-from exports.services import LEASE_EXPIRED, jobs_recover
+from exports.recovery import LEASE_EXPIRED, jobs_recover
 from exports.snapshot import SnapshotWriter
+from exports.sources import TaskSelection
+from exports.sources.tables import TableRows
 from projects.models import AnnotationDraft, Task
 from tests.factories import fill_project, make_project
 
@@ -154,7 +156,7 @@ def test_small_snapshots_are_written_by_one_job(project, user, settings, held_pa
 def test_plan_cuts_about_equal_ranges_in_id_order(project):
     tasks = Task.objects.filter(project=project)
     ids = sorted(tasks.values_list("pk", flat=True))
-    ranges = parallel.plan_ranges(tasks, len(ids), 4)
+    ranges = parallel.plan_ranges(TableRows(TaskSelection(project_id=project.pk)), len(ids), 4)
     assert ranges[0][0] is None
     assert ranges[-1][1] is None
     sizes = [sum(1 for i in ids if (a is None or i >= a) and (b is None or i <= b)) for a, b in ranges]
@@ -192,7 +194,7 @@ def test_a_failing_part_fails_the_snapshot_with_its_reason(project, user, settin
     real = SnapshotWriter.write_part
 
     def broken(self, out, progress=None):
-        if self.tasks.filter(pk=Task.objects.filter(project=project).order_by("-pk")[0].pk).exists():
+        if self.selection.last_id is None:  # the part holding the newest tasks
             raise RuntimeError("disk on fire")
         return real(self, out, progress=progress)
 

@@ -21,9 +21,10 @@ from kombu import pools
 from kombu.exceptions import OperationalError as KombuOperationalError
 
 from config.celery import app
-from exports import jobs, queue, tasks
+from exports import jobs, queue, recovery, tasks
 from exports.models import Export, JobQuerySet, Status
-from exports.services import export_create, jobs_recover
+from exports.recovery import jobs_recover
+from exports.services import export_create
 from tests.exports.helpers import detail_url, download_url, list_url
 from tests.factories import fill_project, make_project
 
@@ -68,7 +69,7 @@ def redis():
 @pytest.fixture
 def celery_backend(settings, redis, monkeypatch):
     settings.JOBS_BACKEND = "celery"
-    monkeypatch.setattr(queue, "_started", True)  # no web sweeper thread from this test's requests
+    monkeypatch.setattr(recovery, "_started", True)  # no web sweeper thread from this test's requests
     return redis
 
 
@@ -273,9 +274,9 @@ def test_each_worker_sweeps_dead_and_forgotten_jobs(celery_backend, project, use
 
 def test_the_web_process_fails_dead_jobs_but_leaves_requeueing_to_workers(celery_backend, project, user, monkeypatch):
     interval = 0.2
-    monkeypatch.setattr(queue, "SWEEP_SECONDS", interval)
-    monkeypatch.setattr(queue, "_started", False)
-    monkeypatch.setattr(queue, "_web_sweeper", None)
+    monkeypatch.setattr(recovery, "SWEEP_SECONDS", interval)
+    monkeypatch.setattr(recovery, "_started", False)
+    monkeypatch.setattr(recovery, "_web_sweeper", None)
     dead = Export.objects.create(
         project=project,
         created_by=user,
@@ -286,12 +287,12 @@ def test_the_web_process_fails_dead_jobs_but_leaves_requeueing_to_workers(celery
     forgotten = Export.objects.create(project=project, created_by=user)
     Export.objects.filter(pk=forgotten.pk).update(created_at=timezone.now() - timedelta(days=1))
 
-    queue.start_embedded_runner()  # what a web process's first request does
+    recovery.start_embedded_runner()  # what a web process's first request does
     try:
         swept = wait_for(lambda: Export.objects.filter(pk=dead.pk, status=Status.FAILED).first(), timeout=10)
         time.sleep(5 * interval)  # several more sweeps, none of which may requeue
     finally:
-        queue._web_sweeper.set()
+        recovery._web_sweeper.set()
 
     assert "lease" in swept.reason
     assert celery_backend.llen(QUEUE) == 0
@@ -299,12 +300,12 @@ def test_the_web_process_fails_dead_jobs_but_leaves_requeueing_to_workers(celery
 
 
 def test_without_a_broker_jobs_do_not_touch_celery(settings, project, user, monkeypatch):
-    """The default backends never look up a Celery task."""
+    """The default backends never send to Celery."""
 
-    def no_celery(job):
+    def no_celery(job, *args):
         raise AssertionError("Celery was used")
 
-    monkeypatch.setattr(tasks, "task_for", no_celery)
+    monkeypatch.setattr(queue, "send_to_celery", no_celery)
     settings.JOBS_BACKEND = "sync"
     export = export_create(project=project, created_by=user)
     assert Export.objects.get(pk=export.pk).status == Status.COMPLETED

@@ -22,7 +22,7 @@ from label_studio_sdk.converter import Converter
 from label_studio_sdk.core.api_error import ApiError
 from rest_framework.authtoken.models import Token
 
-from exports import jobs, queue
+from exports import jobs, queue, recovery
 from tests.factories import IMAGE_CONFIG
 from tests.sdk.helpers import (
     MD5,
@@ -233,8 +233,8 @@ def test_export_runs_in_the_embedded_thread_pool(ls, settings, monkeypatch):
     settings.JOBS_BACKEND = "thread"
     # A fresh pool for this test, restored afterwards; the stale-job sweeper sleeps past the end of the run.
     monkeypatch.setattr(queue, "_pool", None)
-    monkeypatch.setattr(queue, "_started", False)
-    monkeypatch.setattr(queue, "SWEEP_SECONDS", 24 * 3600)
+    monkeypatch.setattr(recovery, "_started", False)
+    monkeypatch.setattr(recovery, "SWEEP_SECONDS", 24 * 3600)
     threads = []
     real_run_export = jobs.run_export
 

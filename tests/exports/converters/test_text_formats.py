@@ -406,6 +406,16 @@ def sdk_only(tmp_path, config, tasks, export_format, **kwargs):
     return run_sdk(config, snapshot, export_format, tmp_path / "sdk", parsed_config=True, **kwargs)
 
 
+# --- JSON -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("count", [0, 1, 3])
+def test_json_is_the_snapshot_file_byte_for_byte(tmp_path, count):
+    tasks = [{"id": n, "data": {"text": f"Straße/{n}"}, "annotations": []} for n in range(count)]
+    snapshot = write_snapshot(tasks, tmp_path / "snapshot.json")
+    assert convert_ours(NER_CONFIG, snapshot, "JSON", tmp_path / "scratch") == snapshot.read_bytes()
+
+
 # --- JSON_MIN ---------------------------------------------------------------------------------------
 
 

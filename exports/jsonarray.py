@@ -1,0 +1,60 @@
+"""How every export file writes a JSON array of already encoded items: the one place that knows the layout.
+
+Two layouts exist. `LINES` puts each item on a line of its own (`[`, a line break, the items joined by `,` and a
+line break, a line break, `]`; an empty array is `[]`): snapshot files use it, so a reader can take a file of
+any size back one task per line, and the parts of a split snapshot join into the same bytes. `COMPACT` joins
+items with a bare comma (`[a,b]`), for files sent while they are built.
+
+`JsonArray` only returns the bytes to write, so the same object serves a file (write what it returns) and a
+stream (yield it).
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = ["COMPACT", "LINES", "JsonArray", "Layout"]
+
+
+@dataclass(frozen=True)
+class Layout:
+    separator: bytes
+    before_first: bytes
+    after_last: bytes
+
+    def inner(self) -> "Layout":
+        """The same items with nothing before the first or after the last: a run of items that another array
+        adds as one piece (the parts of a split snapshot)."""
+        return Layout(separator=self.separator, before_first=b"", after_last=b"")
+
+
+LINES = Layout(separator=b",\n", before_first=b"\n", after_last=b"\n")
+COMPACT = Layout(separator=b",", before_first=b"", after_last=b"")
+
+
+class JsonArray:
+    """One JSON array built from encoded items: `start()`, any number of `add()`, then `end()`."""
+
+    def __init__(self, layout: Layout = LINES):
+        self.layout = layout
+        self.count = 0
+
+    @staticmethod
+    def start() -> bytes:
+        return b"["
+
+    def add(self, items: Sequence[bytes]) -> bytes:
+        """The bytes that append `items` (each one encoded JSON value) to the array."""
+        if not items:
+            return b""
+        prefix = self.prefix()
+        self.count += len(items) - 1
+        return prefix + self.layout.separator.join(items)
+
+    def prefix(self) -> bytes:
+        """What goes before one more item that the caller writes itself (say, a stored part read in chunks)."""
+        prefix = self.layout.separator if self.count else self.layout.before_first
+        self.count += 1
+        return prefix
+
+    def end(self) -> bytes:
+        return (self.layout.after_last if self.count else b"") + b"]"

@@ -1,0 +1,232 @@
+"""Snapshot rows read from Django models: the service's own tables by default.
+
+`ModelTables` names the four models a source reads and the database they live in, so the same queries serve
+any set of tables of the same shape. JSON columns are read as their stored text and times are rendered by the
+database, so the writer splices both into its output without parsing them.
+"""
+
+from dataclasses import dataclass
+
+from django.db import connections
+from django.db.models import CharField, Exists, Func, Model, OuterRef, Q, QuerySet, TextField
+from django.db.models.functions import Cast
+
+from exports.sources.base import TaskSelection
+from projects.models import Annotation, AnnotationDraft, Prediction, Task
+
+__all__ = ["OWN_TABLES", "ModelTables", "TableRows", "annotation_filter"]
+
+
+def _text(name: str) -> Cast:
+    """A JSON column read as its stored text, so it is copied into the output without being parsed."""
+    return Cast(name, TextField())
+
+
+class IsoUtc(Func):
+    """A timestamp rendered by the database as ISO 8601 UTC with microseconds and `Z` (no Python parsing)."""
+
+    output_field = CharField()
+
+    def as_postgresql(self, compiler, connection, **extra):
+        return self.as_sql(
+            compiler,
+            connection,
+            template="""to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')""",
+            **extra,
+        )
+
+    def as_sqlite(self, compiler, connection, **extra):
+        # Django stores aware datetimes in SQLite as UTC text "YYYY-MM-DD HH:MM:SS[.ffffff]".
+        return self.as_sql(compiler, connection, template="replace(%(expressions)s, ' ', 'T') || 'Z'", **extra)
+
+
+# Output key (exports.sources.base's *_KEYS, in that order) → column or expression.
+TASK_COLUMNS: dict = {
+    "id": "id",
+    "data": _text("data"),
+    "meta": _text("meta"),
+    "created_at": IsoUtc("created_at"),
+    "updated_at": IsoUtc("updated_at"),
+    "allow_skip": "allow_skip",
+    "inner_id": "inner_id",
+    "total_annotations": "total_annotations",
+    "cancelled_annotations": "cancelled_annotations",
+    "total_predictions": "total_predictions",
+    "project": "project_id",
+    "updated_by": "updated_by_id",
+    "file_upload": "file_upload",
+}
+ANNOTATION_COLUMNS: dict = {
+    "id": "id",
+    "task": "task_id",
+    "completed_by": "completed_by_id",
+    "result": _text("result"),
+    "was_cancelled": "was_cancelled",
+    "ground_truth": "ground_truth",
+    "created_at": IsoUtc("created_at"),
+    "updated_at": IsoUtc("updated_at"),
+    "draft_created_at": IsoUtc("draft_created_at"),
+    "lead_time": "lead_time",
+    "prediction": _text("prediction"),
+    "result_count": "result_count",
+    "unique_id": "unique_id",
+    "import_id": "import_id",
+    "last_action": "last_action",
+    "bulk_created": "bulk_created",
+    "project": "project_id",
+    "updated_by": "updated_by_id",
+    "parent_prediction": "parent_prediction_id",
+    "parent_annotation": "parent_annotation_id",
+    "last_created_by": "last_created_by_id",
+}
+USER_COLUMNS: dict = {
+    "email": "completed_by__email",
+    "first_name": "completed_by__first_name",
+    "last_name": "completed_by__last_name",
+}
+PREDICTION_COLUMNS: dict = {
+    "id": "id",
+    "task": "task_id",
+    "result": _text("result"),
+    "model_version": "model_version",
+    "score": "score",
+    "cluster": "cluster",
+    "neighbors": _text("neighbors"),
+    "mislabeling": "mislabeling",
+    "created_at": IsoUtc("created_at"),
+    "updated_at": IsoUtc("updated_at"),
+    "project": "project_id",
+}
+DRAFT_COLUMNS: dict = {
+    "id": "id",
+    "task": "task_id",
+    "user": "user_id",
+    "result": _text("result"),
+    "lead_time": "lead_time",
+    "was_postponed": "was_postponed",
+    "import_id": "import_id",
+    "created_at": IsoUtc("created_at"),
+    "updated_at": IsoUtc("updated_at"),
+    "annotation": "annotation_id",
+}
+IDS = {"id": "id", "task": "task_id"}
+
+
+@dataclass(frozen=True)
+class ModelTables:
+    """The models holding tasks, annotations, predictions and drafts, and the database alias they are read from.
+
+    Annotations and predictions carry their task's project; drafts are scoped through their task.
+    """
+
+    task: type[Model]
+    annotation: type[Model]
+    prediction: type[Model]
+    draft: type[Model]
+    database: str = "default"
+
+
+OWN_TABLES = ModelTables(task=Task, annotation=Annotation, prediction=Prediction, draft=AnnotationDraft)
+
+
+def _rows(queryset: QuerySet, columns: dict) -> QuerySet:
+    """`values_list` of the given columns; expressions (JSON as text, ISO times) get private aliases."""
+    plain = {key: value for key, value in columns.items() if isinstance(value, str)}
+    casts = {f"_out_{key}": value for key, value in columns.items() if not isinstance(value, str)}
+    names = [plain.get(key, f"_out_{key}") for key in columns]
+    return queryset.annotate(**casts).values_list(*names)
+
+
+def annotation_filter(options: dict | None) -> Q:
+    """Annotations kept by `annotation_filter_options`: any flag that is true matches (none given: all)."""
+    if options is None:
+        return Q()
+    rule = Q(pk__in=[])
+    if options.get("usual", True):
+        rule |= Q(was_cancelled=False, ground_truth=False)
+    if options.get("ground_truth"):
+        rule |= Q(ground_truth=True)
+    if options.get("skipped"):
+        rule |= Q(was_cancelled=True)
+    return rule
+
+
+class TableRows:
+    """The rows of one selection, read from `tables` with a fixed number of indexed queries per batch."""
+
+    def __init__(self, selection: TaskSelection, tables: ModelTables = OWN_TABLES):
+        self.selection = selection
+        self.tables = tables
+        self.task_queryset = self._filtered_tasks()
+        self.annotation_rule = annotation_filter(selection.annotation_filter_options)
+        self._count: int | None = None
+
+    def _objects(self, model: type[Model]) -> QuerySet:
+        return model._default_manager.using(self.tables.database)
+
+    def _filtered_tasks(self) -> QuerySet:
+        """The project's tasks narrowed by `task_filter_options` (Label Studio's only/exclude semantics) and the
+        selection's bounds."""
+        selection, annotations = self.selection, self._objects(self.tables.annotation)
+        tasks = self._objects(self.tables.task).filter(project_id=selection.project_id)
+        options = selection.task_filter_options or {}
+        rules = {
+            "annotated": Q(Exists(annotations.filter(task=OuterRef("pk"), was_cancelled=False))),
+            "finished": Q(is_labeled=True),
+            "skipped": Q(Exists(annotations.filter(task=OuterRef("pk"), was_cancelled=True))),
+        }
+        for name, rule in rules.items():
+            mode = options.get(name)
+            if mode == "only":
+                tasks = tasks.filter(rule)
+            elif mode == "exclude":
+                tasks = tasks.exclude(rule)
+        if options.get("only_with_annotations"):
+            tasks = tasks.filter(Exists(annotations.filter(task=OuterRef("pk"))))
+        if selection.task_ids is not None:
+            tasks = tasks.filter(pk__in=selection.task_ids)
+        if selection.first_id is not None:
+            tasks = tasks.filter(pk__gte=selection.first_id)
+        if selection.last_id is not None:
+            tasks = tasks.filter(pk__lte=selection.last_id)
+        return tasks
+
+    def count(self) -> int:
+        if self._count is None:
+            self._count = self.task_queryset.count()
+        return self._count
+
+    def task_id_at(self, offset: int) -> int | None:
+        found = list(self.task_queryset.order_by("pk").values_list("pk", flat=True)[offset : offset + 1])
+        return found[0] if found else None
+
+    def tasks(self, *, after_id: int, limit: int) -> list[tuple]:
+        return list(_rows(self.task_queryset.filter(pk__gt=after_id).order_by("pk"), TASK_COLUMNS)[:limit])
+
+    def _related(self, model: type[Model], columns: dict, first: int, last: int, *rules: Q) -> dict[int, list[tuple]]:
+        """Rows of `model` for the tasks first..last of the project, grouped by task id, in id order."""
+        project_id = self.selection.project_id
+        scope = {"task__project_id": project_id} if model is self.tables.draft else {"project_id": project_id}
+        queryset = self._objects(model).filter(*rules, task_id__gte=first, task_id__lte=last, **scope)
+        grouped: dict[int, list[tuple]] = {}
+        for row in _rows(queryset.order_by("task_id", "pk"), columns):
+            grouped.setdefault(row[1], []).append(row)
+        return grouped
+
+    def annotations(self, first: int, last: int, *, with_users: bool) -> dict[int, list[tuple]]:
+        columns = {**ANNOTATION_COLUMNS, **USER_COLUMNS} if with_users else ANNOTATION_COLUMNS
+        return self._related(self.tables.annotation, columns, first, last, self.annotation_rule)
+
+    def predictions(self, first: int, last: int, *, full: bool) -> dict[int, list[tuple]]:
+        return self._related(self.tables.prediction, PREDICTION_COLUMNS if full else IDS, first, last)
+
+    def drafts(self, first: int, last: int, *, full: bool) -> dict[int, list[tuple]]:
+        return self._related(self.tables.draft, DRAFT_COLUMNS if full else IDS, first, last)
+
+    def read_ahead_database(self) -> str | None:
+        """On PostgreSQL outside a transaction only: inside one (as in tests) a second connection could not see
+        uncommitted rows."""
+        connection = connections[self.tables.database]
+        if connection.vendor == "postgresql" and not connection.in_atomic_block:
+            return self.tables.database
+        return None
