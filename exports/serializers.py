@@ -124,3 +124,12 @@ class ExportConvertSerializer(serializers.Serializer):
 class ExportConvertResponseSerializer(serializers.Serializer):
     export_type = serializers.CharField(read_only=True)
     converted_format = serializers.IntegerField(read_only=True, help_text="The id of the conversion's row.")
+
+
+class ExportFileSerializer(serializers.Serializer):
+    name = serializers.CharField(read_only=True, help_text="The file's name without its extension.")
+    url = serializers.CharField(read_only=True, help_text="Where to download it (with the same credentials).")
+
+
+class ExportFilesSerializer(serializers.Serializer):
+    export_files = ExportFileSerializer(many=True, read_only=True)

@@ -5,6 +5,7 @@ from exports import views
 
 urlpatterns = [
     path("api/projects/<id:pk>/export", views.ExportAPI.as_view(), name="project-export"),
+    path("api/projects/<id:pk>/export/files", views.ExportFilesAPI.as_view(), name="project-export-files"),
     path("api/projects/<id:pk>/export/formats", views.ExportFormatsAPI.as_view(), name="project-export-formats"),
     path("api/projects/<id:pk>/exports/", views.ExportListAPI.as_view(), name="project-exports-list"),
     path("api/projects/<id:pk>/exports/<id:export_pk>", views.ExportDetailAPI.as_view(), name="project-exports-detail"),

@@ -4,6 +4,7 @@ stored files (Range, HEAD, presigned redirects) as the API layer."""
 from django.conf import settings
 from django.http import FileResponse, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
+from django.urls import reverse
 from django.utils.http import content_disposition_header
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
@@ -21,17 +22,27 @@ from exports.converters.registry import FORMATS, ConversionError, get_format
 from exports.exceptions import ExportConversionFailed, ExportFileMissing, ExportStorageError, StorageUnavailable
 from exports.formats import ExportTypeInvalid, check_export_type, enabled_for
 from exports.models import Export
-from exports.selectors import Download, download_for, export_for_api, exports_for_api
+from exports.selectors import (
+    Download,
+    completed_exports,
+    download_for,
+    export_bodies,
+    export_body,
+    export_for_api,
+    exports_body,
+)
 from exports.serializers import (
     ExportConvertResponseSerializer,
     ExportConvertSerializer,
     ExportCreateResponseSerializer,
     ExportCreateSerializer,
+    ExportFilesSerializer,
     ExportFormatSerializer,
     ExportSerializer,
 )
 from exports.services import export_convert, export_create, exports_delete
 from projects.models import Project
+from projects.selectors import hidden_by_label_studio
 
 LIST_LIMIT = 100
 
@@ -39,7 +50,13 @@ LIST_LIMIT = 100
 class ProjectMixin:
     """Resolves the project of the URL inside the caller's organization (404 otherwise)."""
 
+    def check_label_studio(self) -> None:
+        """Attach mode: 404 when the attached Label Studio says the URL's project does not exist for the caller."""
+        if hidden_by_label_studio(user=self.request.user, project_id=self.kwargs["pk"]):
+            raise NotFound("No Project matches the given query.")
+
     def get_project(self, *fields: str) -> Project:
+        self.check_label_studio()
         projects = Project.objects.visible_to(self.request.user)
         return get_object_or_404(projects.only(*fields) if fields else projects, pk=self.kwargs["pk"])
 
@@ -94,17 +111,21 @@ class ExportListAPI(ProjectMixin, DynamicFieldsViewMixin, generics.ListAPIView):
         if getattr(self, "swagger_fake_view", False):
             return Export.objects.none()
         project = self.get_project("id")
-        return exports_for_api(user=self.request.user, project_id=project.pk)
+        return exports_body(user=self.request.user, project_id=project.pk)
 
     def list(self, request, *args, **kwargs):
         queryset = self.get_queryset()
         page = self.paginate_queryset(queryset)
         if page is not None:
-            return self.get_paginated_response(self.get_serializer(page, many=True).data)
-        return Response(self.get_serializer(queryset[:LIST_LIMIT], many=True).data)
+            return self.get_paginated_response(self.get_serializer(export_bodies(page), many=True).data)
+        return Response(self.get_serializer(export_bodies(queryset[:LIST_LIMIT]), many=True).data)
 
     @extend_schema(
         operation_id="api_projects_exports_create",
+        description=(
+            "Ask for a snapshot of the project's tasks (all of them unless the filters narrow them). The answer comes "
+            "at once with status `created`; the file is written in the background."
+        ),
         request=ExportCreateSerializer,
         responses={201: ExportCreateResponseSerializer},
     )
@@ -131,9 +152,10 @@ def file_responses(status: int, description: str) -> dict:
     }
 
 
-class ExportMixin:
+class ExportMixin(ProjectMixin):
     def get_export(self) -> Export:
         """The export with the relations the API shows (404 unless the caller sees it in the URL's project)."""
+        self.check_label_studio()
         kwargs = self.kwargs
         export = export_for_api(user=self.request.user, project_id=kwargs["pk"], export_id=kwargs["export_pk"])
         if export is None:
@@ -142,16 +164,28 @@ class ExportMixin:
 
 
 @extend_schema_view(
-    get=extend_schema(operation_id="api_projects_exports_retrieve"),
-    delete=extend_schema(operation_id="api_projects_exports_destroy"),
+    get=extend_schema(
+        operation_id="api_projects_exports_retrieve",
+        description="One snapshot: its status, counters, md5 of its file and its conversions.",
+    ),
+    delete=extend_schema(
+        operation_id="api_projects_exports_destroy",
+        description="Delete the snapshot with its conversions and all their files.",
+    ),
 )
 class ExportDetailAPI(ExportMixin, DynamicFieldsViewMixin, generics.RetrieveDestroyAPIView):
     serializer_class = ExportSerializer
 
     def get_object(self):
         if self.request.method in ("GET", "HEAD"):
-            return self.get_export()
+            self.check_label_studio()
+            kwargs = self.kwargs
+            export = export_body(user=self.request.user, project_id=kwargs["pk"], export_id=kwargs["export_pk"])
+            if export is None:
+                raise NotFound("No Export matches the given query.")
+            return export
         # DELETE only needs to know the export is there: `exports_delete` reads its files itself.
+        self.check_label_studio()
         visible = Export.objects.visible_to(self.request.user).filter(project_id=self.kwargs["pk"])
         return get_object_or_404(visible.only("pk"), pk=self.kwargs["export_pk"])
 
@@ -213,6 +247,28 @@ class ExportConvertAPI(ExportMixin, APIView):
             {"export_type": converted.export_type, "converted_format": converted.pk}
         ).data
         return Response(data)
+
+
+class ExportFilesAPI(ProjectMixin, APIView):
+    @extend_schema(
+        operation_id="api_projects_export_files_retrieve",
+        summary="Export files",
+        description=(
+            "The project's completed snapshot files, newest first, as Label Studio's older export-files list (its "
+            "export page still asks for it): each with a `name` and the `url` that downloads it."
+        ),
+        responses={200: ExportFilesSerializer},
+    )
+    def get(self, request, pk):
+        project = self.get_project("id")
+        files = [
+            {
+                "name": export.download_name("json").removesuffix(".json"),
+                "url": reverse("project-exports-download", kwargs={"pk": project.pk, "export_pk": export.pk}),
+            }
+            for export in completed_exports(project_id=project.pk)
+        ]
+        return Response(ExportFilesSerializer({"export_files": files}).data)
 
 
 class ExportFormatsAPI(ProjectMixin, APIView):

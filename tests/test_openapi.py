@@ -73,6 +73,7 @@ CONTRACT = {
         "api_projects_validate_label_config", "200", "object", request="ProjectLabelConfigRequest"
     ),
     ("get", "/api/projects/{id}/export/formats"): Operation("api_projects_export_formats_retrieve", "200", "array"),
+    ("get", "/api/projects/{id}/export/files"): Operation("api_projects_export_files_retrieve", "200", "object"),
     ("get", "/api/projects/{id}/export"): Operation(
         "api_projects_export_retrieve",
         "200",

@@ -30,6 +30,7 @@ ENDPOINTS = [
     ("post", "project-import", False),
     ("post", "project-import-predictions", False),
     ("get", "project-export-formats", False),
+    ("get", "project-export-files", False),
     ("get", "project-export", False),
     ("get", "project-exports-list", False),
     ("post", "project-exports-list", False),
