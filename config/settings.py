@@ -105,6 +105,31 @@ else:
         }
     }
 
+# Attach mode (beside an existing Label Studio): its database is read for projects, tasks, users and
+# organizations, never written (the connection itself is read only), and its callers are recognised by asking
+# Label Studio who they are. Snapshot and conversion jobs stay in DATABASE_URL.
+LABEL_STUDIO_DATABASE_URL = os.environ.get("LABEL_STUDIO_DATABASE_URL", "")
+LABEL_STUDIO_ATTACHED = bool(LABEL_STUDIO_DATABASE_URL)
+LABEL_STUDIO_URL = os.environ.get("LABEL_STUDIO_URL", "").rstrip("/")
+# How long the answer to "who is this caller" is reused for the same credentials.
+LABEL_STUDIO_AUTH_CACHE_SECONDS = float(os.environ.get("LABEL_STUDIO_AUTH_CACHE_SECONDS", "10"))
+LABEL_STUDIO_AUTH_TIMEOUT = float(os.environ.get("LABEL_STUDIO_AUTH_TIMEOUT", "5"))
+if LABEL_STUDIO_ATTACHED:
+    if not LABEL_STUDIO_URL:
+        raise ImproperlyConfigured("LABEL_STUDIO_URL must be set with LABEL_STUDIO_DATABASE_URL (attach mode).")
+    if not LABEL_STUDIO_DATABASE_URL.startswith(("postgres://", "postgresql://")):
+        raise ImproperlyConfigured("LABEL_STUDIO_DATABASE_URL must be a PostgreSQL URL (postgres://...).")
+    DATABASES["labelstudio"] = dj_database_url.parse(
+        LABEL_STUDIO_DATABASE_URL, conn_max_age=60, conn_health_checks=True
+    )
+    DATABASES["labelstudio"]["OPTIONS"] = {"options": "-c default_transaction_read_only=on"}
+    DATABASE_ROUTERS = ["config.labelstudio.router.LabelStudioRouter"]
+    INSTALLED_APPS.append("config.labelstudio")
+    # Label Studio's own `sessionid` and `csrftoken` cookies must never reach Django's session machinery, which
+    # would clear a cookie it cannot read (logging the user out of Label Studio): ours have other names.
+    SESSION_COOKIE_NAME = "lsexport_sessionid"
+    CSRF_COOKIE_NAME = "lsexport_csrftoken"
+
 # Largest request body accepted (task imports are JSON bodies); larger ones answer 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("MAX_REQUEST_BYTES", str(256 * 1024 * 1024)))
 
@@ -189,7 +214,10 @@ REST_FRAMEWORK = {
         "users.authentication.TokenAuthentication",
         "users.authentication.BearerAuthentication",
         "rest_framework.authentication.SessionAuthentication",
-    ],
+    ]
+    if not LABEL_STUDIO_ATTACHED
+    # Attach mode: Label Studio's callers (its session cookie, legacy token, personal access tokens), and only those.
+    else ["users.authentication.LabelStudioAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": [
         "config.api.parsers.JSONParser",

@@ -17,9 +17,8 @@ from django.db import connections
 
 from exports.interpolation import interpolate_key_frames
 from exports.jsonarray import COMPACT, LINES, JsonArray
-from exports.sources import TaskRows, TaskSelection
+from exports.sources import TaskRows, TaskSelection, rows_for
 from exports.sources.base import ANNOTATION_KEYS, DRAFT_KEYS, PREDICTION_KEYS, TASK_KEYS, USER_KEYS
-from exports.sources.tables import TableRows
 from projects import label_config
 
 JSON_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
@@ -115,10 +114,10 @@ class SnapshotWriter:
         first_id: int | None = None,
         last_id: int | None = None,
         batch_size: int = 1000,
-        source: Callable[[TaskSelection], TaskRows] = TableRows,
+        source: Callable[[TaskSelection], TaskRows] = rows_for,
     ):
-        """`project`: anything with `pk` and `label_config`. `source` makes the rows of the selection (the
-        service's own tables by default)."""
+        """`project`: anything with `pk` and `label_config`. `source` makes the rows of the selection (by default
+        where the projects live: `exports.sources.rows_for`)."""
         self.project = project
         self.selection = TaskSelection(
             project_id=project.pk,

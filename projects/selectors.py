@@ -2,12 +2,20 @@
 
 import json
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import QuerySet
 
+from projects import labelstudio
 from projects.label_config import UsedTags
 from projects.models import Annotation, AnnotationDraft, Project, Task
 from users.models import User
+
+
+def hidden_by_label_studio(*, user, project_id: int) -> bool:
+    """Attach mode: whether the attached Label Studio says the project does not exist for `user` (deleted, or
+    outside their organization); a project it shows is mirrored first. Always False otherwise."""
+    return settings.LABEL_STUDIO_ATTACHED and not labelstudio.sync_project(user=user, project_id=project_id)
 
 
 def project_annotators(*, project: Project) -> QuerySet[User]:

@@ -10,6 +10,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
+from users import labelstudio
 from users.models import OrganizationMember, User
 from users.tokens import PERSONAL_TOKEN_CLAIM, AccessToken, token_user_id
 
@@ -115,3 +116,33 @@ class BearerAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request):
         return BEARER_CHALLENGE
+
+
+class LabelStudioAuthentication(authentication.BaseAuthentication):
+    """Attach mode's only scheme: whoever the attached Label Studio accepts (`users.labelstudio`), by its session
+    cookie, legacy token or personal-access JWT. A cookie-authenticated write must carry Label Studio's CSRF
+    token. This service never sets, refreshes or clears Label Studio's cookies."""
+
+    def authenticate(self, request):
+        credentials = labelstudio.caller_credentials(request._request)
+        if credentials is None:
+            return None
+        try:
+            user = labelstudio.user_for(credentials)
+        except labelstudio.LabelStudioRefused as exc:
+            raise exceptions.AuthenticationFailed(str(exc)) from exc
+        except labelstudio.LabelStudioUnavailable as exc:
+            raise LabelStudioUnavailable() from exc
+        writes = request.method not in ("GET", "HEAD", "OPTIONS")
+        if credentials.is_session and writes and not labelstudio.csrf_matches(request._request):
+            raise exceptions.PermissionDenied("CSRF token missing or incorrect.")
+        return user, None
+
+    def authenticate_header(self, request):
+        return "Token"
+
+
+class LabelStudioUnavailable(exceptions.APIException):
+    status_code = 503
+    default_detail = "Label Studio could not be asked who the caller is; try again shortly."
+    default_code = "label_studio_unavailable"

@@ -6,6 +6,18 @@ another source (say, an existing Label Studio's database) is one more implementa
 change.
 """
 
-from exports.sources.base import TaskRows, TaskSelection
+from django.conf import settings
 
-__all__ = ["TaskRows", "TaskSelection"]
+from exports.sources.base import TaskRows, TaskSelection
+from exports.sources.labelstudio import LabelStudioRows
+from exports.sources.tables import TableRows
+
+__all__ = ["TaskRows", "TaskSelection", "rows_for"]
+
+
+def rows_for(selection: TaskSelection) -> TaskRows:
+    """The rows of a selection where the projects live: the attached Label Studio's tables in attach mode, the
+    service's own otherwise."""
+    if settings.LABEL_STUDIO_ATTACHED:
+        return LabelStudioRows(selection)
+    return TableRows(selection)

@@ -154,6 +154,8 @@ def annotation_filter(options: dict | None) -> Q:
 class TableRows:
     """The rows of one selection, read from `tables` with a fixed number of indexed queries per batch."""
 
+    task_columns: dict = TASK_COLUMNS
+
     def __init__(self, selection: TaskSelection, tables: ModelTables = OWN_TABLES):
         self.selection = selection
         self.tables = tables
@@ -201,7 +203,7 @@ class TableRows:
         return found[0] if found else None
 
     def tasks(self, *, after_id: int, limit: int) -> list[tuple]:
-        return list(_rows(self.task_queryset.filter(pk__gt=after_id).order_by("pk"), TASK_COLUMNS)[:limit])
+        return list(_rows(self.task_queryset.filter(pk__gt=after_id).order_by("pk"), self.task_columns)[:limit])
 
     def _related(self, model: type[Model], columns: dict, first: int, last: int, *rules: Q) -> dict[int, list[tuple]]:
         """Rows of `model` for the tasks first..last of the project, grouped by task id, in id order."""
