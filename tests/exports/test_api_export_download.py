@@ -124,3 +124,23 @@ def test_empty_project_gives_an_empty_array(api_client, user, django_capture_on_
     content = body_of(api_client.get(download_url(project, export["id"])))
     assert content == b"[]"
     assert Export.objects.get(pk=export["id"]).md5 == hashlib.md5(b"[]").hexdigest()
+
+
+def test_a_storage_failure_is_a_json_503_without_paths(api_client, project, export, monkeypatch, settings):
+    """The storage's own message (with its paths) goes to the log, never to the caller."""
+    from exports import storage
+    from exports.exceptions import ExportStorageError
+
+    secret_path = f"{settings.DATA_DIR}/exports/{project.pk}/export-{export['id']}.json"
+
+    def unreachable(name):
+        raise ExportStorageError(f"Could not read {secret_path}: [Errno 5] Input/output error")
+
+    monkeypatch.setattr(storage, "size", unreachable)
+    response = api_client.get(download_url(project, export["id"]))
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status_code"] == 503
+    assert body["detail"].startswith("The export storage is unavailable")
+    assert str(settings.DATA_DIR) not in response.content.decode()
+    assert "Errno" not in response.content.decode()
