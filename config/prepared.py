@@ -12,12 +12,15 @@ from typing import Any
 
 from django.db import connections
 from django.db.models import QuerySet
+from django.db.models.expressions import Expression
 from django.db.models.sql.compiler import SQLCompiler
 
 __all__ = ["PreparedQuery"]
 
 # Stand-ins no real id takes, one per parameter.
 _FIRST_STAND_IN = -(10**15)
+# What `SQLCompiler.get_converters` returns: per column index, its converters and its expression.
+_Converters = dict[int, tuple[list[Callable[..., Any]], Expression]]
 
 
 class PreparedQuery:
@@ -28,9 +31,9 @@ class PreparedQuery:
         self.parameters = parameters
         self.using = using
         self._lock = threading.Lock()
-        self._compiled: tuple[SQLCompiler, str, list[Any], dict[str, list[int]], list] | None = None
+        self._compiled: tuple[SQLCompiler, str, list[Any], dict[str, list[int]], _Converters] | None = None
 
-    def _compile(self) -> tuple[SQLCompiler, str, list[Any], dict[str, list[int]], list]:
+    def _compile(self) -> tuple[SQLCompiler, str, list[Any], dict[str, list[int]], _Converters]:
         with self._lock:
             if self._compiled is None:
                 stand_ins = {name: _FIRST_STAND_IN - index for index, name in enumerate(self.parameters)}

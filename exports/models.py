@@ -1,6 +1,7 @@
 """Export snapshots and their converted formats; every status change goes through `JobQuerySet.transition`."""
 
 from datetime import UTC, datetime, timedelta
+from typing import ClassVar
 
 from django.conf import settings
 from django.db import models
@@ -125,7 +126,8 @@ class Export(JobFields):
     annotation_filter_options = models.JSONField(null=True, blank=True)
     serialization_options = models.JSONField(null=True, blank=True)
 
-    objects = ExportQuerySet.as_manager()
+    # A ClassVar, as the Django type-checker plugin makes the inherited one; it still infers the exact manager type.
+    objects: ClassVar[models.Manager["Export"]] = ExportQuerySet.as_manager()
 
     class Meta:
         indexes = [models.Index(fields=["project", "-created_at"])]

@@ -86,10 +86,10 @@ def _bodies(rows: Sequence[tuple], formats: Iterable[tuple]) -> list[SimpleNames
         by_export.setdefault(export_id, []).append(SimpleNamespace(**dict(zip(FORMAT_VALUES[1:], values, strict=True))))
     bodies = []
     for row in rows:
-        values = iter(row)
-        export = dict(zip(EXPORT_VALUES, values, strict=False))
-        user = dict(zip(USER_VALUES, values, strict=False))
-        project = dict(zip(PROJECT_VALUES, values, strict=False))
+        cells = iter(row)
+        export = dict(zip(EXPORT_VALUES, cells, strict=False))
+        user = dict(zip(USER_VALUES, cells, strict=False))
+        project = dict(zip(PROJECT_VALUES, cells, strict=False))
         creator = None if user["id"] is None else SimpleNamespace(**{**user, "avatar": _avatar(user["avatar"])})
         bodies.append(
             SimpleNamespace(
@@ -163,11 +163,12 @@ def download_for(export: Export, export_type: str = "JSON") -> Download:
     if fmt.name == "JSON":
         return Download(export.file, "application/json", export.download_name("json"))
     converted = next((cf for cf in export.converted_formats.all() if cf.export_type == fmt.name), None)
-    _check_converted(fmt.name, converted)
+    converted = _check_converted(fmt.name, converted)
     return Download(converted.file, fmt.content_type, export.download_name(fmt.extension))
 
 
-def _check_converted(export_type: str, converted: ConvertedFormat | None) -> None:
+def _check_converted(export_type: str, converted: ConvertedFormat | None) -> ConvertedFormat:
+    """The completed conversion, or FormatNotConverted saying why there is none."""
     if converted is None:
         raise FormatNotConverted(f"{export_type} format is not converted yet: convert the snapshot to it first.")
     if converted.status == Status.FAILED:
@@ -176,3 +177,4 @@ def _check_converted(export_type: str, converted: ConvertedFormat | None) -> Non
         raise FormatNotConverted(
             f"Conversion to {export_type} is not completed yet (status: {converted.status}); try again shortly."
         )
+    return converted

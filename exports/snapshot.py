@@ -7,9 +7,9 @@ import hashlib
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 import orjson
 from django.conf import settings
@@ -21,7 +21,20 @@ from exports.sources import TaskRows, TaskSelection, rows_for
 from exports.sources.base import ANNOTATION_KEYS, DRAFT_KEYS, PREDICTION_KEYS, TASK_KEYS, USER_KEYS
 from projects import label_config
 
+if TYPE_CHECKING:
+    from exports.models import Export
+
 JSON_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
+
+
+class SnapshotProject(Protocol):
+    """What a snapshot needs of its project."""
+
+    @property
+    def pk(self) -> int: ...
+
+    @property
+    def label_config(self) -> str: ...
 
 
 @dataclass
@@ -52,7 +65,7 @@ def read_ahead(batches: Iterator[tuple], *, database: str = "default") -> Iterat
     done = object()
     stop = threading.Event()
 
-    def offer(item) -> bool:
+    def offer(item: Any) -> bool:
         while not stop.is_set():
             try:
                 handoff.put(item, timeout=0.2)
@@ -92,7 +105,9 @@ class SnapshotWriter:
     """
 
     @classmethod
-    def for_export(cls, export, **bounds) -> "SnapshotWriter":
+    def for_export(
+        cls, export: "Export", *, first_id: int | None = None, last_id: int | None = None
+    ) -> "SnapshotWriter":
         """The writer of a snapshot row (`first_id`/`last_id` for one part of a split one), as jobs run it."""
         return cls(
             project=export.project,
@@ -100,13 +115,14 @@ class SnapshotWriter:
             annotation_filter_options=export.annotation_filter_options,
             serialization_options=export.serialization_options,
             batch_size=settings.EXPORT_BATCH_SIZE,
-            **bounds,
+            first_id=first_id,
+            last_id=last_id,
         )
 
     def __init__(
         self,
         *,
-        project,
+        project: SnapshotProject,
         task_filter_options: dict | None = None,
         annotation_filter_options: dict | None = None,
         serialization_options: dict | None = None,
@@ -189,7 +205,7 @@ class SnapshotWriter:
         item["result"] = _fragment(item["result"])
         return {"id": item.pop("id"), "user": item.pop("user"), "created_username": "", "created_ago": "", **item}
 
-    def encoded_batches(self) -> Iterator[tuple[list[bytes], int, int]]:
+    def encoded_batches(self) -> Generator[tuple[list[bytes], int, int], None, None]:
         """Per batch: each task encoded as JSON, and the number of annotations and predictions they hold."""
         rows_of = self.rows
         with_users, full_predictions, full_drafts = (

@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import BinaryIO, cast
 
 from django.conf import settings
 from django.core.files import File
@@ -86,9 +87,10 @@ def scratch_folder() -> Path:
     return folder
 
 
-def scratch_file() -> tempfile.NamedTemporaryFile:
+def scratch_file() -> BinaryIO:
     """A temporary file on the same disk as the data, removed when closed."""
-    return tempfile.NamedTemporaryFile(dir=scratch_folder(), prefix="export-", suffix=".partial")
+    # A binary file in every way; typeshed only types the wrapper as IO[bytes].
+    return cast(BinaryIO, tempfile.NamedTemporaryFile(dir=scratch_folder(), prefix="export-", suffix=".partial"))
 
 
 def remove_abandoned_scratch(*, older_than: float) -> int:

@@ -1,8 +1,11 @@
 """The export endpoints over HTTP: thin views that read through `selectors`, write through `services` and send
 stored files (Range, HEAD, presigned redirects) as the API layer."""
 
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
 from django.conf import settings
-from django.http import FileResponse, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from django.http import FileResponse, HttpResponse, HttpResponseBase, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils.http import content_disposition_header
@@ -47,7 +50,13 @@ from projects.selectors import hidden_by_label_studio
 LIST_LIMIT = 100
 
 
-class ProjectMixin:
+if TYPE_CHECKING:
+    _View = APIView  # what the mixins below are mixed into, for the type checker
+else:
+    _View = object
+
+
+class ProjectMixin(_View):
     """Resolves the project of the URL inside the caller's organization (404 otherwise)."""
 
     def check_label_studio(self) -> None:
@@ -65,7 +74,7 @@ def export_type_error(parameter: str, exc: ExportTypeInvalid) -> ValidationError
     return ValidationError({parameter: [str(exc)]})
 
 
-def stored_file_response(request, download: Download) -> HttpResponse:
+def stored_file_response(request, download: Download) -> HttpResponseBase:
     """Send a stored export file: streamed with Range and HEAD support or, with EXPORT_DOWNLOAD_REDIRECT on and an
     object storage, a 302 to a presigned URL that names the file. 404 JSON when the file is gone, 503 JSON
     (without names or paths) when the storage cannot be reached."""
@@ -134,8 +143,8 @@ class ExportListAPI(ProjectMixin, DynamicFieldsViewMixin, generics.ListAPIView):
         serializer = ExportCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         export = export_create(project=project, created_by=request.user, **serializer.validated_data)
-        export = export_for_api(user=request.user, project_id=project.pk, export_id=export.pk)
-        data = ExportCreateResponseSerializer(export, context=self.get_serializer_context()).data
+        created = export_for_api(user=request.user, project_id=project.pk, export_id=export.pk)
+        data = ExportCreateResponseSerializer(created, context=self.get_serializer_context()).data
         return Response(data, status=status.HTTP_201_CREATED)
 
 
@@ -393,6 +402,7 @@ class ExportAPI(ProjectMixin, APIView):
         export_type = options["export_type"]
         if export_type not in easy.STREAMED_TYPES:
             return self.converted_response(request, project, options)
+        chunks: Iterator[bytes]
         if request.method == "HEAD":
             chunks = iter(())  # the headers only, without building the file
         else:
@@ -416,6 +426,7 @@ class ExportAPI(ProjectMixin, APIView):
     def converted_response(self, request, project, options):
         """A format made by a converter: built in full first (its scratch files are removed once it is sent)."""
         fmt = get_format(options["export_type"])
+        assert fmt is not None  # InputSerializer checked the name
         if request.method == "HEAD":
             name = easy.easy_export_name(project_id=project.pk, extension=fmt.extension)
             return self.attachment(HttpResponse(content_type=fmt.content_type), name)

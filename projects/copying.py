@@ -65,10 +65,12 @@ def _copy_rows(cursor, model: type[Model], *, overrides: dict[str, str], join: s
     those in `overrides` ({column: SQL expression}); the primary key is left to the database unless overridden."""
     columns, values = [], []
     for field in model._meta.concrete_fields:
-        if field.primary_key and field.column not in overrides:
+        column = field.column
+        assert column is not None  # concrete fields have one
+        if field.primary_key and column not in overrides:
             continue
-        columns.append(_quote(field.column))
-        values.append(overrides.get(field.column, f"src.{_quote(field.column)}"))
+        columns.append(_quote(column))
+        values.append(overrides.get(column, f"src.{_quote(column)}"))
     table = _quote(model._meta.db_table)
     cursor.execute(
         f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(values)} FROM {table} AS src {join} "

@@ -267,7 +267,7 @@ def insert_rows(model: type[models.Model], fields: Sequence[str], rows: Iterable
     in database form: JSON as text, datetimes through `connection.ops.adapt_datetimefield_value`."""
     quote = connection.ops.quote_name
     table = quote(model._meta.db_table)
-    columns = ", ".join(quote(model._meta.get_field(name).column) for name in fields)
+    columns = ", ".join(quote(_column(model, name)) for name in fields)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             # `wrap_database_errors`: psycopg's errors become Django's (DataError, IntegrityError...), as with execute.
@@ -276,7 +276,16 @@ def insert_rows(model: type[models.Model], fields: Sequence[str], rows: Iterable
                     copy.write_row(row)
         else:
             placeholders = ", ".join(["%s"] * len(fields))
-            cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({placeholders})", rows)
+            # Django takes any iterable here (a generator too); its stubs ask for a Sequence.
+            cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({placeholders})", rows)  # type: ignore[arg-type]
+
+
+def _column(model: type[models.Model], name: str) -> str:
+    """The column of one of `model`'s fields, by the field's name."""
+    field = model._meta.get_field(name)
+    if not isinstance(field, models.Field) or field.column is None:
+        raise ValueError(f"{model.__name__}.{name} has no column")
+    return field.column
 
 
 def prediction_rows(*, project_id: int, items: Iterable[dict]) -> list[tuple]:

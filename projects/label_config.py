@@ -7,6 +7,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 from xml.etree.ElementTree import Element, ParseError
 
@@ -349,11 +350,11 @@ def _violations(value: Any, rule: Mapping[str, Any]) -> Iterator[_Violation]:
     matches_type = declared is not None and _is_type(value, declared)
     for keyword, argument in rule.items():
         if keyword == "type" and not _is_type(value, argument):
-            yield _Violation(lambda kind=argument: f"{_python_repr(value)} is not of type {kind!r}", "type", (), False)
+            yield _Violation(partial(_type_message, value, argument), "type", (), False)
         elif keyword == "required" and isinstance(value, dict):
             for key in argument:
                 if key not in value:
-                    yield _Violation(lambda key=key: f"{key!r} is a required property", "required", (), matches_type)
+                    yield _Violation(partial(_required_message, key), "required", (), matches_type)
         elif keyword == "properties" and isinstance(value, dict):
             for key, sub_rule in argument.items():
                 if key in value:
@@ -383,6 +384,16 @@ def _one_of_violations(value: Any, alternatives: list[dict[str, Any]], matches_t
     elif len(passing) > 1:
         described = ", ".join(repr(alternative) for alternative in [*passing[1:], passing[0]])
         yield _Violation(lambda: f"{_python_repr(value)} is valid under each of {described}", "oneOf", (), matches_type)
+
+
+def _type_message(value: Any, kind: Any) -> str:
+    """Word a failed type."""
+    return f"{_python_repr(value)} is not of type {kind!r}"
+
+
+def _required_message(key: Any) -> str:
+    """Word a missing required property."""
+    return f"{key!r} is a required property"
 
 
 def _not_any_message(value: Any) -> str:

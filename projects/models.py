@@ -223,7 +223,9 @@ class FileUpload(models.Model):
     @property
     def file_name(self) -> str:
         """The stored file's name, as Label Studio exports it in a task's `file_upload`."""
-        return os.path.basename(self.file.name)
+        name = self.file.name
+        assert name is not None  # a stored upload always has its file
+        return os.path.basename(name)
 
 
 class Task(models.Model):

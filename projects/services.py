@@ -18,8 +18,8 @@ from projects.exceptions import ImportRejected, LabelConfigRejected, LabelConfig
 from projects.imports import TaskSource
 from projects.models import MAX_ROW_ID, Annotation, AnnotationDraft, FileUpload, Prediction, Project, Task
 from projects.selectors import project_used_tags
-from projects.uploads import TABLE_FORMATS, file_format, read_uploads
-from users.models import User
+from projects.uploads import TABLE_FORMATS, file_format, read_uploads, upload_name
+from users.models import Organization, User
 
 
 @dataclass
@@ -51,7 +51,7 @@ class ImportResult:
         return body
 
 
-def project_create(*, organization, created_by: User, **fields: Any) -> Project:
+def project_create(*, organization: Organization, created_by: User, **fields: Any) -> Project:
     """Create a project in `organization`; control weights default to the label config's controls."""
     if "control_weights" not in fields and fields.get("label_config"):
         fields["control_weights"] = label_config.control_weights(
@@ -195,8 +195,9 @@ def _delete_stored(uploads: list[FileUpload]) -> None:
 
 
 def _store_upload(*, project: Project, user: User, upload: UploadedFile) -> FileUpload:
-    file_upload = FileUpload(project=project, user=user, original_name=upload.name)
-    file_upload.file.save(upload.name, upload, save=False)
+    name = upload_name(upload)
+    file_upload = FileUpload(project=project, user=user, original_name=name)
+    file_upload.file.save(name, upload, save=False)
     file_upload.save()
     return file_upload
 
@@ -233,7 +234,7 @@ def tasks_import(
         _delete_stored(stored)
         raise
 
-    formats = [file_format(upload.name) for upload in uploads]
+    formats = [file_format(upload_name(upload)) for upload in uploads]
     return ImportResult(
         task_count=len(task_ids),
         annotation_count=prepared.annotation_count,

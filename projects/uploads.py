@@ -172,12 +172,19 @@ def _check_header(name: str, number: int, header: list[str]) -> list[str]:
     return header
 
 
+def upload_name(upload: UploadedFile) -> str:
+    """The name a file was uploaded with (the request parsers skip a file sent without one)."""
+    if upload.name is None:
+        raise ImportRejected("An uploaded file has no name.")
+    return upload.name
+
+
 def read_uploads(uploads: Sequence[UploadedFile]) -> list[TaskSource]:
     """One task source per uploaded file, in order; every name is checked before any file is read."""
     for upload in uploads:
-        check_file_format(upload.name)
+        check_file_format(upload_name(upload))
     sources = []
     for upload in uploads:
         upload.seek(0)
-        sources.append(read_file(upload.name, upload.read()))
+        sources.append(read_file(upload_name(upload), upload.read()))
     return sources

@@ -1,6 +1,7 @@
 """Project endpoints at Label Studio's paths: list, counts, detail, import, duplicate, annotators, validate."""
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from django.db.models import F, Q
 from django.shortcuts import get_object_or_404
@@ -41,6 +42,7 @@ from projects.services import (
     tasks_import,
 )
 from projects.uploads import ImportJSONParser, limit_upload_size, paused_gc
+from users.models import User
 from users.serializers import UserSimpleSerializer
 
 INCLUDE_PARAMETER = OpenApiParameter(
@@ -52,7 +54,13 @@ def visible_projects(request):
     return Project.objects.visible_to(request.user)
 
 
-class ProjectMixin:
+if TYPE_CHECKING:
+    _View = APIView  # what the mixins below are mixed into, for the type checker
+else:
+    _View = object
+
+
+class ProjectMixin(_View):
     """Resolves the project of the URL inside the caller's organization (404 otherwise)."""
 
     def get_project(self) -> Project:
@@ -86,8 +94,9 @@ class ProjectFilter(filters.BaseFilterBackend):
     def get_schema_operation_parameters(self, view):
         parameters = []
         for name, field in ProjectListParamsSerializer().fields.items():
-            schema = {"type": "string"}
+            schema: dict[str, Any] = {"type": "string"}
             if name == "filter":
+                assert isinstance(field, serializers.ChoiceField)
                 schema["enum"] = list(field.choices)
             parameters.append(
                 {"name": name, "in": "query", "required": False, "description": field.help_text, "schema": schema}
@@ -110,7 +119,7 @@ class ProjectOrdering(filters.OrderingFilter):
 
     def get_ordering(self, request, queryset, view):
         ordering = super().get_ordering(request, queryset, view)
-        if request.query_params.get(self.ordering_param) and not {"id", "-id"} & set(ordering):
+        if ordering is not None and request.query_params.get(self.ordering_param) and not {"id", "-id"} & set(ordering):
             ordering = [*ordering, "id"]
         return ordering
 
@@ -148,9 +157,11 @@ class ProjectListAPI(DynamicFieldsViewMixin, generics.ListCreateAPIView):
 
     def perform_create(self, serializer):
         user = self.request.user
-        if user.active_organization_id is None:
+        assert isinstance(user, User)  # IsAuthenticated lets only users in
+        organization = user.active_organization
+        if organization is None:
             raise PermissionDenied("You have no active organization to create the project in.")
-        project = project_create(organization=user.active_organization, created_by=user, **serializer.validated_data)
+        project = project_create(organization=organization, created_by=user, **serializer.validated_data)
         serializer.instance = Project.objects.with_api_relations(user).get(pk=project.pk)
 
 

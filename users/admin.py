@@ -6,7 +6,7 @@ from users.models import Organization, OrganizationMember, User
 
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
-    fieldsets = (*BaseUserAdmin.fieldsets, ("Organization", {"fields": ("avatar", "active_organization")}))
+    fieldsets = (*(BaseUserAdmin.fieldsets or ()), ("Organization", {"fields": ("avatar", "active_organization")}))
 
 
 admin.site.register(Organization)

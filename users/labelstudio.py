@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
-from django.middleware.csrf import _unmask_cipher_token  # Django's own unmasking of a 64-character token
+from django.middleware.csrf import _unmask_cipher_token  # type: ignore[attr-defined]  # private: not in the stubs
 from django.utils.crypto import constant_time_compare
 
 from config.labelstudio.models import LabelStudioMembership, LabelStudioOrganization, LabelStudioUser
@@ -151,6 +151,7 @@ def csrf_matches(request) -> bool:
         return False
 
     def secret(token: str) -> str:
+        # Django's own unmasking of a 64-character token.
         return _unmask_cipher_token(token) if len(token) == 64 else token
 
     return constant_time_compare(secret(header), secret(cookie))

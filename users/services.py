@@ -34,7 +34,10 @@ def user_create_or_update(
     for an existing one; a username or token that another user holds is a conflict.
     """
     user = User.objects.filter(email__iexact=email).first()
-    if username and User.objects.filter(username=username).exclude(pk=getattr(user, "pk", None)).exists():
+    others = User.objects.filter(username=username)
+    if user is not None:
+        others = others.exclude(pk=user.pk)
+    if username and others.exists():
         raise UserConflict(f"Username {username!r} belongs to another user.")
     if token and Token.objects.filter(key=token).exclude(user=user).exists():
         raise UserConflict("That token key belongs to another user.")

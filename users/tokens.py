@@ -10,6 +10,7 @@ import base64
 import binascii
 import json
 import re
+from typing import TYPE_CHECKING
 
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -24,15 +25,24 @@ PERSONAL_TOKEN_CLAIM = "pat"
 class AccessToken(tokens.AccessToken):
     """A short-lived token for `Authorization: Bearer` (SIMPLE_JWT's ACCESS_TOKEN_LIFETIME)."""
 
+    if TYPE_CHECKING:
+        # simplejwt annotates `token` as a Token object only; it is the encoded token.
+        def __init__(self, token: str | tokens.Token | None = None, verify: bool = True) -> None: ...
+
 
 class PersonalAccessToken(tokens.RefreshToken):
     """A user's long-lived refresh token (SIMPLE_JWT's REFRESH_TOKEN_LIFETIME)."""
 
     access_token_class = AccessToken
 
+    if TYPE_CHECKING:
+        # As on AccessToken: the encoded token.
+        def __init__(self, token: str | tokens.Token | None = None, verify: bool = True) -> None: ...
+
     @property
     def access_token(self) -> AccessToken:
         access = super().access_token
+        assert isinstance(access, AccessToken)  # made by `access_token_class`
         access[PERSONAL_TOKEN_CLAIM] = self[api_settings.JTI_CLAIM]
         access["exp"] = min(access["exp"], self["exp"])  # never outlives the token it came from
         return access

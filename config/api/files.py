@@ -2,8 +2,9 @@
 
 import re
 from collections.abc import Callable, Iterable
+from typing import Literal
 
-from django.http import HttpResponse, StreamingHttpResponse
+from django.http import HttpResponse, HttpResponseBase, StreamingHttpResponse
 
 from config.api.exceptions import error_response
 
@@ -11,7 +12,7 @@ CHUNK = 256 * 1024
 RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
-def parse_range(header: str, size: int) -> tuple[int, int] | None | bool:
+def parse_range(header: str, size: int) -> tuple[int, int] | Literal[False] | None:
     """(start, end) inclusive for a satisfiable single range, None to ignore the header, False if unsatisfiable."""
     match = RANGE_RE.match(header.strip())
     if not match:
@@ -33,7 +34,7 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None | bool:
 
 def ranged_response(
     request, chunks: Callable[[int, int], Iterable[bytes]], *, size: int, content_type: str, filename: str
-) -> HttpResponse:
+) -> HttpResponseBase:
     """Serve `size` bytes honouring Range and HEAD; `chunks(start, length)` yields the bytes asked for.
 
     `chunks` is called only when a body is sent, so a HEAD or an unsatisfiable range reads nothing.
@@ -43,13 +44,14 @@ def ranged_response(
     if header:
         parsed = parse_range(header, size)
         if parsed is False:
-            response = error_response(416, f"Requested range not satisfiable: {header}")
-            response["Content-Range"] = f"bytes */{size}"
-            return response
+            unsatisfiable = error_response(416, f"Requested range not satisfiable: {header}")
+            unsatisfiable["Content-Range"] = f"bytes */{size}"
+            return unsatisfiable
         if parsed:
             start, end = parsed
             status = 206
     length = max(end - start + 1, 0)
+    response: HttpResponseBase
     if request.method == "HEAD":
         response = HttpResponse(status=status, content_type=content_type)
     else:

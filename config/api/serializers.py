@@ -1,8 +1,14 @@
 """Serializer half of ?fields= ?omit= ?expand=, shared by every serializer that renders objects."""
 
 from datetime import UTC
+from typing import TYPE_CHECKING
 
 from rest_framework import serializers
+
+if TYPE_CHECKING:
+    _Serializer = serializers.Serializer  # what the mixin below is mixed into, for the type checker
+else:
+    _Serializer = object
 
 
 def _split(paths) -> tuple[set[str], dict[str, list[str]]]:
@@ -25,7 +31,7 @@ def _inner(field):
     return field if isinstance(field, serializers.BaseSerializer) else None
 
 
-class DynamicFieldsMixin:
+class DynamicFieldsMixin(_Serializer):
     """Takes `fields`, `omit` and `expand` as plain kwargs (dotted paths allowed) and never reads the request.
 
     `Meta.expandable_fields` maps a name to a callable building the nested field; expanded fields are added

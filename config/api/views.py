@@ -1,6 +1,7 @@
 """Shared view plumbing: fields/omit/expand parsing and the JSON fallbacks for unmatched URLs."""
 
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from rest_framework.exceptions import ValidationError
 
@@ -8,6 +9,13 @@ from config.api.exceptions import error_response
 from config.api.serializers import check_field_paths
 
 DYNAMIC_PARAMS = ("fields", "omit", "expand")
+
+if TYPE_CHECKING:
+    from rest_framework.generics import GenericAPIView
+
+    _GenericView = GenericAPIView  # what the mixin below is mixed into, for the type checker
+else:
+    _GenericView = object
 
 
 def read_list_param(params, name: str) -> list[str]:
@@ -19,7 +27,7 @@ def read_list_param(params, name: str) -> list[str]:
     return values
 
 
-class DynamicFieldsViewMixin:
+class DynamicFieldsViewMixin(_GenericView):
     """View half of ?fields= ?omit= ?expand=: parse once, reject unknown names, pass plain kwargs on."""
 
     # Extra query parameter names that act like `fields` (Label Studio's `include` on the project list).

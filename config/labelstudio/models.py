@@ -1,6 +1,11 @@
 """The columns of Label Studio's tables that the service reads (checked against 1.23.x). Unmanaged: never created,
 changed or migrated by the service; every model lives on the `labelstudio` database (see router.py).
+
+The app is installed in attach mode only, so the type checker's Django plugin does not always see these models:
+each declares its `objects` manager and its foreign keys' `<name>_id` attributes for it.
 """
+
+from typing import ClassVar
 
 from django.db import models
 
@@ -18,6 +23,7 @@ class ReadOnly(models.Model):
 class LabelStudioOrganization(ReadOnly):
     title = models.CharField(max_length=1000)
     created_at = models.DateTimeField()
+    objects: ClassVar[models.Manager["LabelStudioOrganization"]] = models.Manager()
 
     class Meta(ReadOnly.Meta):
         db_table = "organization"
@@ -33,6 +39,8 @@ class LabelStudioUser(ReadOnly):
     active_organization = models.ForeignKey(
         LabelStudioOrganization, null=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
     )
+    active_organization_id: int | None
+    objects: ClassVar[models.Manager["LabelStudioUser"]] = models.Manager()
 
     class Meta(ReadOnly.Meta):
         db_table = "htx_user"
@@ -42,8 +50,11 @@ class LabelStudioMembership(ReadOnly):
     organization = models.ForeignKey(
         LabelStudioOrganization, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
     )
+    organization_id: int
     user = models.ForeignKey(LabelStudioUser, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
+    user_id: int
     deleted_at = models.DateTimeField(null=True)
+    objects: ClassVar[models.Manager["LabelStudioMembership"]] = models.Manager()
 
     class Meta(ReadOnly.Meta):
         db_table = "organizations_organizationmember"
@@ -56,11 +67,14 @@ class LabelStudioProject(ReadOnly):
     organization = models.ForeignKey(
         LabelStudioOrganization, null=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
     )
+    organization_id: int | None
     created_by = models.ForeignKey(
         LabelStudioUser, null=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
     )
+    created_by_id: int | None
     created_at = models.DateTimeField()
     deleted_at = models.DateTimeField(null=True)
+    objects: ClassVar[models.Manager["LabelStudioProject"]] = models.Manager()
 
     class Meta(ReadOnly.Meta):
         db_table = "project"
@@ -68,6 +82,7 @@ class LabelStudioProject(ReadOnly):
 
 class LabelStudioFileUpload(ReadOnly):
     file = models.CharField(max_length=1000)
+    objects: ClassVar[models.Manager["LabelStudioFileUpload"]] = models.Manager()
 
     class Meta(ReadOnly.Meta):
         db_table = "data_import_fileupload"
@@ -77,6 +92,7 @@ class LabelStudioTask(ReadOnly):
     project = models.ForeignKey(
         LabelStudioProject, on_delete=models.DO_NOTHING, db_constraint=False, related_name="tasks"
     )
+    project_id: int
     data = models.JSONField()
     meta = models.JSONField(null=True)
     created_at = models.DateTimeField()
@@ -91,6 +107,8 @@ class LabelStudioTask(ReadOnly):
     file_upload = models.ForeignKey(
         LabelStudioFileUpload, null=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
     )
+    file_upload_id: int | None
+    objects: ClassVar[models.Manager["LabelStudioTask"]] = models.Manager()
 
     class Meta(ReadOnly.Meta):
         db_table = "task"
@@ -98,10 +116,12 @@ class LabelStudioTask(ReadOnly):
 
 class LabelStudioAnnotation(ReadOnly):
     task = models.ForeignKey(LabelStudioTask, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
+    task_id: int
     project_id = models.IntegerField(null=True)
     completed_by = models.ForeignKey(
         LabelStudioUser, null=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
     )
+    completed_by_id: int | None
     result = models.JSONField(null=True)
     was_cancelled = models.BooleanField()
     ground_truth = models.BooleanField()
@@ -119,6 +139,7 @@ class LabelStudioAnnotation(ReadOnly):
     parent_prediction_id = models.IntegerField(null=True)
     parent_annotation_id = models.IntegerField(null=True)
     last_created_by_id = models.IntegerField(null=True)
+    objects: ClassVar[models.Manager["LabelStudioAnnotation"]] = models.Manager()
 
     class Meta(ReadOnly.Meta):
         db_table = "task_completion"
@@ -126,6 +147,7 @@ class LabelStudioAnnotation(ReadOnly):
 
 class LabelStudioPrediction(ReadOnly):
     task = models.ForeignKey(LabelStudioTask, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
+    task_id: int
     project_id = models.IntegerField(null=True)
     result = models.JSONField(null=True)
     model_version = models.TextField(null=True)  # noqa: DJ001 -- Label Studio's column
@@ -135,6 +157,7 @@ class LabelStudioPrediction(ReadOnly):
     mislabeling = models.FloatField()
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
+    objects: ClassVar[models.Manager["LabelStudioPrediction"]] = models.Manager()
 
     class Meta(ReadOnly.Meta):
         db_table = "prediction"
@@ -142,6 +165,7 @@ class LabelStudioPrediction(ReadOnly):
 
 class LabelStudioDraft(ReadOnly):
     task = models.ForeignKey(LabelStudioTask, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
+    task_id: int
     user_id = models.IntegerField()
     annotation_id = models.IntegerField(null=True)
     result = models.JSONField()
@@ -150,6 +174,7 @@ class LabelStudioDraft(ReadOnly):
     import_id = models.BigIntegerField(null=True)
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
+    objects: ClassVar[models.Manager["LabelStudioDraft"]] = models.Manager()
 
     class Meta(ReadOnly.Meta):
         db_table = "tasks_annotationdraft"

@@ -32,7 +32,7 @@ import json
 import posixpath
 import shutil
 import wave
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, BinaryIO
 from urllib.parse import unquote, urlparse
 
@@ -116,7 +116,9 @@ def _transcript(outputs: Mapping[str, list[tuple[str, Mapping[str, Any]]]]) -> s
     return None
 
 
-def _store_audio(archive: Archive, names: set[str], url: str, fetch) -> tuple[str, float | None]:
+def _store_audio(
+    archive: Archive, names: set[str], url: str, fetch: Callable[[str], tuple[bytes | None, str]]
+) -> tuple[str, float | None]:
     """Fetch the audio and add it to the archive: its path there and its duration, or the URL and None."""
     content, _reason = fetch(url)
     if content is None:

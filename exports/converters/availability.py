@@ -10,10 +10,13 @@ config is treated as one without controls.
 """
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from exports.converters.registry import FORMATS, Format
 from projects import label_config as label_config_module
+
+if TYPE_CHECKING:
+    from projects.models import Project
 
 __all__ = ["enabled_format_names", "format_choices", "label_config_of"]
 
@@ -25,7 +28,7 @@ _YOLO_OBB = ("YOLO_OBB", "YOLO_OBB_WITH_IMAGES")
 _BRUSH = ("BRUSH_TO_NUMPY", "BRUSH_TO_PNG", "BRUSH_TO_COCO")
 
 
-def label_config_of(project) -> dict[str, dict[str, Any]]:
+def label_config_of(project: "Project") -> dict[str, dict[str, Any]]:
     """The project's parsed label config (`{}` when it cannot be read)."""
     return label_config_module.parse_label_config_or_empty(project.label_config)
 
@@ -56,7 +59,7 @@ def enabled_format_names(schema: Mapping[str, Mapping[str, Any]]) -> set[str]:
             names.add("DOCLANG")
         return names & known
 
-    outputs: set[str] = set()
+    outputs: set[str | None] = set()  # a control without a type adds None
     inputs: set[str] = set()
     is_mig = False  # multi-image grid: an object with a valueList
     for info in schema.values():

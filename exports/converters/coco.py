@@ -25,7 +25,7 @@ Two different images with one name get `__task<id>` added to the later name inst
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -51,7 +51,7 @@ from exports.converters.vision_common import (
     rectangle_box,
     sdk_image_path,
 )
-from exports.converters.ziparchive import Archive
+from exports.converters.ziparchive import Archive, Writer
 from exports.jsonarray import LINES, JsonArray
 
 __all__ = ["write_coco"]
@@ -70,7 +70,7 @@ class _ScratchArray:
         self.file.write(self.array.add([orjson.dumps(element)]))
         self.count += 1
 
-    def extend(self, elements: list[Mapping[str, Any]]) -> None:
+    def extend(self, elements: Sequence[Mapping[str, Any]]) -> None:
         """Several items on one line, joined by a bare comma (one serialisation and one write, not one per item)."""
         if elements:
             self.file.write(self.array.prefix() + orjson.dumps(elements)[1:-1])
@@ -79,7 +79,7 @@ class _ScratchArray:
     def close(self) -> None:
         self.file.close()
 
-    def copy_to(self, result: BinaryIO) -> None:
+    def copy_to(self, result: Writer) -> None:
         result.write(self.array.start())
         for block in iter_file(self.path):
             result.write(block)
@@ -130,7 +130,7 @@ class _CocoWriter:
         self.images.close()
         self.annotations.close()
 
-    def assemble(self, result: BinaryIO) -> None:
+    def assemble(self, result: Writer) -> None:
         result.write(b'{"images": ')
         self.images.copy_to(result)
         result.write(b',\n"categories": ' + orjson.dumps(self.categories.listing()) + b',\n"annotations": ')
@@ -146,7 +146,7 @@ class _CocoWriter:
         }
         result.write(b',\n"info": ' + orjson.dumps(info) + b"}\n")
 
-    def add(self, item: Item, file_name: str, size: tuple[int, int] | None) -> None:
+    def add(self, item: Item, file_name: str, size: tuple[float, float] | None) -> None:
         image_id = self.images.count
         size = size or item.size()
         width, height = size if size else (None, None)

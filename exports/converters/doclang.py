@@ -155,6 +155,7 @@ def _strings(value: Any, *, under: frozenset[str] | None = None) -> Iterator[str
     recursion), so a deep or huge value cannot stall the export.
     """
     budget = _MAX_NODES
+    keys = under if under is not None else frozenset()  # without `under` every string is wanted anyway
 
     def walk(node: Any, depth: int, wanted: bool) -> Iterator[str]:
         nonlocal budget
@@ -166,10 +167,7 @@ def _strings(value: Any, *, under: frozenset[str] | None = None) -> Iterator[str
         if depth >= _MAX_DEPTH:
             return
         if isinstance(node, Mapping):
-            children: Iterator[tuple[Any, bool]] = (
-                (child, wanted or key in under)
-                for key, child in node.items()  # type: ignore[operator]
-            )
+            children: Iterator[tuple[Any, bool]] = ((child, wanted or key in keys) for key, child in node.items())
         elif isinstance(node, list):
             children = ((child, wanted) for child in node)
         else:
@@ -404,7 +402,9 @@ def convert(source: TaskSource, out: BinaryIO, context: ConversionContext) -> No
                 continue
             pages = _task_pages(task, single_key, list_key, context)
             for name, found in sources.items():
-                with tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES, dir=scratch) as dclx:
+                with tempfile.SpooledTemporaryFile(
+                    max_size=_SPOOL_BYTES, dir=str(scratch) if scratch else None
+                ) as dclx:
                     _write_dclx(dclx, found.document, pages)
                     export.copy(name, dclx)  # stored: a `.dclx` is a zip already
                 written += 1

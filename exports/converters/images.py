@@ -30,7 +30,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
@@ -161,7 +161,7 @@ def _public_addresses(host: str, port: int) -> list[str]:
         answers = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError:
         raise _Refused(f"the host {host} does not resolve") from None
-    addresses = list(dict.fromkeys(answer[4][0] for answer in answers))
+    addresses = list(dict.fromkeys(str(answer[4][0]) for answer in answers))  # a str already for IP addresses
     if not addresses:
         raise _Refused(f"the host {host} does not resolve")
     for address in addresses:
@@ -183,12 +183,14 @@ class _PinnedHTTPConnection(http.client.HTTPConnection):
 
 class _PinnedHTTPSConnection(http.client.HTTPSConnection):
     def __init__(self, host: str, port: int, address: str, timeout: float):
-        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
+        context = ssl.create_default_context()
+        super().__init__(host, port, timeout=timeout, context=context)
         self._address = address
+        self._ssl_context = context
 
     def connect(self) -> None:
         sock = socket.create_connection((self._address, self.port), self.timeout)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+        self.sock = self._ssl_context.wrap_socket(sock, server_hostname=self.host)
 
 
 def _download(url: str, hosts: Iterable[str], timeout: float, max_bytes: int) -> bytes:
@@ -278,7 +280,7 @@ class ArchiveImages:
         # Sizes of the latest images, for an image met again (several annotations of a task share it).
         self._sizes: OrderedDict[str, tuple[int, int] | None] = OrderedDict()
         self._missing_path = Path(scratch_dir) / "images-not-included.jsonl"
-        self._missing = None
+        self._missing: IO[bytes] | None = None
         self._listing = JsonArray(LINES)
 
     def add(self, member: str, url: str, task_id: Any) -> tuple[int, int] | None:

@@ -8,10 +8,11 @@ instead, so one bad region never fails a whole export; so is anything in a task'
 is not an annotation object.
 """
 
+import enum
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Final
 
 import orjson
 
@@ -23,10 +24,17 @@ if TYPE_CHECKING:
 
 __all__ = ["NO_ANNOTATION", "JsonMinConverter", "annotator", "convert", "to_json_min"]
 
+
+class _Unseen(enum.Enum):
+    """The type of `_UNSEEN`, so that checking for it narrows the type."""
+
+    UNSEEN = enum.auto()
+
+
 # Control types whose single value is unwrapped: one choice becomes the bare string, one text the bare text.
 _SINGLE_VALUE_KEYS = {"Choices": "choices", "TextArea": "text"}
 _CHAT_TYPES = ("Chat", "chatmessage")
-_UNSEEN = object()  # a `from_name` whose control has not been looked up yet
+_UNSEEN: Final = _Unseen.UNSEEN  # a `from_name` whose control has not been looked up yet
 _BATCH = 256  # records encoded before they are written out
 _EMPTY_ARRAY_END = b"\n\n]"  # what the SDK writes after `[` when there is no record (`LINES` writes `]`)
 # Checked in this order, a plain dict (all parsed JSON) skips the slower abstract-class check.
@@ -89,7 +97,9 @@ class JsonMinConverter:
         if not isinstance(annotations, list):
             return []  # not annotations at all; Label Studio's converter would stop here
         # Anything but an object in the list is not an annotation and is passed over.
-        kept = [a for a in annotations if isinstance(a, dict) and not (a.get("skipped") or a.get("was_cancelled"))]
+        kept: list[Mapping[str, Any]] = [
+            a for a in annotations if isinstance(a, dict) and not (a.get("skipped") or a.get("was_cancelled"))
+        ]
         if len(kept) > 1:
             kept.sort(key=_created_at_order, reverse=True)  # newest first; ties keep their order (a stable sort)
         return kept

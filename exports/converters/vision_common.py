@@ -231,7 +231,11 @@ def _is_number(value: Any) -> bool:
 def rectangle(region: Region, task_id: Any, annotation: Mapping[str, Any] | None) -> tuple[float, ...]:
     """A rectangle's x, y, width, height (percent) and rotation (degrees, 0 when missing)."""
     value = region.value
-    x, y, w, h = value.get("x"), value.get("y"), value.get("width"), value.get("height")
+    # Any JSON value, checked below (mypy does not narrow on `type(...) in numbers`).
+    x: Any = value.get("x")
+    y: Any = value.get("y")
+    w: Any = value.get("width")
+    h: Any = value.get("height")
     rotation = value.get("rotation", 0)
     numbers = _NUMBER_TYPES
     if (
@@ -263,7 +267,7 @@ def coordinates(region: Region, keys: Sequence[str], task_id: Any, annotation: M
 
 def points(region: Region, task_id: Any, annotation: Mapping[str, Any] | None) -> list[tuple[float, float]]:
     """A polygon's points (percent), or a ConversionError when they are not pairs of numbers."""
-    raw = region.value.get("points")
+    raw: Any = region.value.get("points")  # any JSON value; one that is not pairs raises below
     try:
         pairs = [(float(x), float(y)) for x, y in raw]
     except (TypeError, ValueError):
@@ -338,8 +342,9 @@ def keypoint_order(label_config: Mapping[str, Mapping[str, Any]]) -> list[str]:
             continue
         for name in info.get("labels") or []:
             attrs = (info.get("labels_attrs") or {}).get(name) or {}
+            model_index: Any = attrs.get("model_index")  # any JSON value; `int` rejects the ones that are not
             try:
-                index = int(attrs.get("model_index"))
+                index = int(model_index)
             except (TypeError, ValueError):
                 index = None
             if index is not None and index not in indexed and name not in indexed.values():
@@ -366,7 +371,7 @@ class Categories:
             names.update(info.get("labels") or [])
             attrs = info.get("labels_attrs") or {}
             for name in info.get("labels") or []:
-                raw = (attrs.get(name) or {}).get("category")
+                raw: Any = (attrs.get(name) or {}).get("category")  # any JSON value; `int` rejects what is not one
                 try:
                     category = int(raw)
                 except (TypeError, ValueError):

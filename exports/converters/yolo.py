@@ -76,6 +76,7 @@ def write_yolo(
                 if packer is not None:
                     size = packer.add(f"images/{stem}{extension}", url, task_id)
                 item = winning_item(items)
+                assert item is not None  # `items` is not empty
                 if kp_names:
                     text = _keypoint_lines(item, categories, kp_names)
                 else:

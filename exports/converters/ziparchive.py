@@ -17,9 +17,9 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, BinaryIO
+from typing import IO, Any, BinaryIO, Protocol
 
-__all__ = ["Archive"]
+__all__ = ["Archive", "Writer"]
 
 _LOCAL_HEADER = struct.Struct("<IHHHHHIIIHH")
 _CENTRAL_RECORD = struct.Struct("<IBBHHHHHIIIHHHHHII")
@@ -42,6 +42,12 @@ _MSDOS_FOLDER = 0x10
 _SMALL = 256
 _LEVEL = 1
 _BLOCK = 1 << 20
+
+
+class Writer(Protocol):
+    """Where bytes are written: a binary file, or the member `Archive.stream` yields."""
+
+    def write(self, data: bytes | memoryview, /) -> int: ...
 
 
 class Archive:
@@ -82,7 +88,7 @@ class Archive:
         self._whole(name, data, method, _FILE_MODE << 16)
 
     @contextmanager
-    def stream(self, name: str) -> Iterator[IO[bytes]]:
+    def stream(self, name: str) -> Iterator[Writer]:
         """A member of any size written piece by piece; its sizes and checksum follow it in a data descriptor."""
         encoded, flags = _encode_name(name)
         flags |= _HAS_DESCRIPTOR
@@ -247,7 +253,7 @@ class _DeflatingWriter:
         self._size = 0
         self._compressed = 0
 
-    def write(self, data: bytes) -> int:
+    def write(self, data: bytes | memoryview) -> int:
         self._crc = zlib.crc32(data, self._crc)
         self._size += len(data)
         self._send(self._compressor.compress(data))

@@ -46,6 +46,10 @@ def pytest_runtest_makereport(item, call):
         for log in sorted(stack.log_dir.glob("*.log")):
             tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:])
             report.sections.append((f"{log.name} (last lines)", tail))
+    world = getattr(item, "funcargs", {}).get("world")
+    if report.failed and hasattr(world, "service"):  # the attach-mode suite
+        report.sections.append(("service log (last lines)", "\n".join(world.service.log_text().splitlines()[-60:])))
+        report.sections.append(("Label Studio log (last lines)", world.ls.log_tail(40)))
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from datetime import datetime
-from typing import IO, Any, BinaryIO
+from typing import Any, BinaryIO
 
 import orjson
 
@@ -17,7 +17,7 @@ from exports.converters.brush.masks import RleError, decode_mask
 from exports.converters.json_min import annotator
 from exports.converters.registry import ConversionContext
 from exports.converters.source import TaskSource
-from exports.converters.ziparchive import Archive
+from exports.converters.ziparchive import Archive, Writer
 from exports.jsonarray import LINES, JsonArray
 
 __all__ = ["convert_coco"]
@@ -78,7 +78,7 @@ class _ScratchArray:
     def add(self, value: Any) -> None:
         self.file.write(self.array.add([orjson.dumps(value)]))
 
-    def copy_to(self, target: IO[bytes]) -> None:
+    def copy_to(self, target: Writer) -> None:
         target.write(self.array.start())
         self.file.seek(0)
         shutil.copyfileobj(self.file, target, 1024 * 1024)
