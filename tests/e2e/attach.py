@@ -69,6 +69,7 @@ class AttachedService:
             "LABEL_STUDIO_DATABASE_URL": label_studio_database_url,
             "LABEL_STUDIO_URL": label_studio_url,
             "LABEL_STUDIO_AUTH_CACHE_SECONDS": "1",
+            "PYTHONUNBUFFERED": "1",
         }
         self.web: Process | None = None
 
@@ -96,6 +97,15 @@ class AttachedService:
 
     def log_text(self) -> str:
         return self.web.log_text() if self.web else ""
+
+    def logged(self, text: str, timeout: float = 10) -> bool:
+        """Whether the service's log (its access log included) shows `text`, waiting a little for it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.log_text():
+                return True
+            time.sleep(0.1)
+        return False
 
     def stop(self) -> None:
         if self.web is not None:

@@ -52,7 +52,8 @@ def export_from_page(
     for item in driver.find_elements(By.CSS_SELECTOR, ".lsf-formats__item"):
         name = item.find_element(By.CSS_SELECTOR, ".lsf-formats__name").text.strip()
         if name.split()[0] == export_type or name.startswith(f"{export_type} "):
-            item.click()
+            # The list scrolls inside the modal; a script click reaches items a pointer click would miss.
+            driver.execute_script("arguments[0].scrollIntoView({block: 'center'}); arguments[0].click();", item)
             break
     else:
         raise AssertionError(f"No {export_type} in the formats list")

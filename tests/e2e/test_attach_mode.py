@@ -183,7 +183,7 @@ def test_sdk_snapshot_flow_through_the_proxy_with_a_legacy_token(world):
     assert comparable(ours) == comparable(theirs)
     assert export.counters["task_number"] == len(world.tasks)
     assert [item.id for item in client.projects.exports.list(id=world.project)] == [created.id]
-    assert f"/api/projects/{world.project}/exports/{created.id}/download" in world.service.log_text()
+    assert world.service.logged(f"/api/projects/{world.project}/exports/{created.id}/download")
 
 
 def test_sdk_snapshot_flow_with_a_personal_access_token(world):
@@ -226,9 +226,8 @@ def test_formats_and_files_answer_through_the_proxy(world):
     files = requests.get(f"{base}/export/files", headers=headers, timeout=30)
     assert files.status_code == 200
     assert set(files.json()) == {"export_files"}
-    log = world.service.log_text()
-    assert f"/api/projects/{world.project}/export/formats" in log
-    assert f"/api/projects/{world.project}/export/files" in log
+    assert world.service.logged(f"/api/projects/{world.project}/export/formats")
+    assert world.service.logged(f"/api/projects/{world.project}/export/files")
 
 
 @pytest.mark.skipif(
@@ -250,10 +249,9 @@ def test_label_studios_export_page_exports_through_the_service_in_chromium(world
         assert browser.still_logged_in(driver, world.nginx.base)
     finally:
         driver.quit()
-    log = world.service.log_text()
-    assert f"GET /api/projects/{world.project}/export?exportType=JSON" in log
-    assert f"GET /api/projects/{world.project}/export?exportType=CSV" in log
-    assert f"GET /api/projects/{world.project}/export/formats" in log
+    assert world.service.logged(f"GET /api/projects/{world.project}/export?exportType=JSON")
+    assert world.service.logged(f"GET /api/projects/{world.project}/export?exportType=CSV")
+    assert world.service.logged(f"GET /api/projects/{world.project}/export/files")
     assert saved["JSON"].name.startswith(f"project-{world.project}-at-")
     ours = json.loads(saved["JSON"].read_bytes())
     assert comparable(ours) == comparable(json.loads(label_studio_export(world, world.project, "JSON")))
