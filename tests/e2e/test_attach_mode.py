@@ -164,6 +164,25 @@ def test_start_up_refuses_a_database_without_label_studios_tables(world):
     assert started.returncode != 0
     assert "lacks what this service reads" in started.stderr
     assert "task_completion" in started.stderr
+    checked = subprocess.run(
+        [sys.executable, "manage.py", "check", "--database", "labelstudio"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert checked.returncode != 0
+    assert "labelstudio.E001" in checked.stderr
+    good = subprocess.run(
+        [sys.executable, "manage.py", "check", "--database", "labelstudio"],
+        cwd=ROOT,
+        env=world.service.env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert good.returncode == 0, good.stderr
 
 
 def test_sdk_snapshot_flow_through_the_proxy_with_a_legacy_token(world):
