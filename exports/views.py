@@ -45,7 +45,7 @@ from exports.serializers import (
 )
 from exports.services import export_convert, export_create, exports_delete
 from projects.models import Project
-from projects.selectors import hidden_by_label_studio
+from projects.selectors import hidden_by_label_studio, project_or_404
 
 LIST_LIMIT = 100
 
@@ -65,9 +65,7 @@ class ProjectMixin(_View):
             raise NotFound("No Project matches the given query.")
 
     def get_project(self, *fields: str) -> Project:
-        self.check_label_studio()
-        projects = Project.objects.visible_to(self.request.user)
-        return get_object_or_404(projects.only(*fields) if fields else projects, pk=self.kwargs["pk"])
+        return project_or_404(user=self.request.user, project_id=self.kwargs["pk"], fields=fields)
 
 
 def export_type_error(parameter: str, exc: ExportTypeInvalid) -> ValidationError:

@@ -5,6 +5,8 @@ import json
 from django.conf import settings
 from django.db import connection
 from django.db.models import QuerySet
+from django.http import Http404
+from django.shortcuts import get_object_or_404
 
 from projects import labelstudio
 from projects.label_config import UsedTags
@@ -16,6 +18,15 @@ def hidden_by_label_studio(*, user, project_id: int) -> bool:
     """Attach mode: whether the attached Label Studio says the project does not exist for `user` (deleted, or
     outside their organization); a project it shows is mirrored first. Always False otherwise."""
     return settings.LABEL_STUDIO_ATTACHED and not labelstudio.sync_project(user=user, project_id=project_id)
+
+
+def project_or_404(*, user, project_id: int, fields: tuple[str, ...] = ()) -> Project:
+    """The project of a URL among those the user sees (in attach mode, as the attached Label Studio says);
+    Http404 otherwise. `fields`: load only these columns."""
+    if hidden_by_label_studio(user=user, project_id=project_id):
+        raise Http404("No Project matches the given query.")
+    projects = Project.objects.visible_to(user)
+    return get_object_or_404(projects.only(*fields) if fields else projects, pk=project_id)
 
 
 def project_annotators(*, project: Project) -> QuerySet[User]:

@@ -4,7 +4,6 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from django.db.models import F, Q
-from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view, inline_serializer
 from rest_framework import filters, generics, serializers, status
@@ -18,7 +17,7 @@ from config.api.parsers import JSONParser
 from config.api.views import DynamicFieldsViewMixin, read_list_param
 from projects.exceptions import ImportRejected
 from projects.models import COUNTER_FIELDS, MAX_ROW_ID, Project
-from projects.selectors import project_annotators
+from projects.selectors import project_annotators, project_or_404
 from projects.serializers import (
     ORDERING_FIELDS,
     ImportResponseSerializer,
@@ -64,7 +63,7 @@ class ProjectMixin(_View):
     """Resolves the project of the URL inside the caller's organization (404 otherwise)."""
 
     def get_project(self) -> Project:
-        return get_object_or_404(visible_projects(self.request), pk=self.kwargs["pk"])
+        return project_or_404(user=self.request.user, project_id=self.kwargs["pk"])
 
 
 class ProjectFilter(filters.BaseFilterBackend):
