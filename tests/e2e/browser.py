@@ -63,16 +63,26 @@ def export_from_page(
     driver.find_element(By.CSS_SELECTOR, "button[aria-label='Export data']").click()
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
+        # Chromium writes into hidden temporary files and `.crdownload` ones, then renames the finished file.
         new = [
             path
             for path in set(download_dir.iterdir()) - before
-            if not path.name.endswith((".crdownload", ".tmp")) and path.stat().st_size > 0
+            if not path.name.startswith(".") and not path.name.endswith((".crdownload", ".tmp"))
         ]
-        if new:
-            time.sleep(0.5)  # let the browser finish renaming
+        if new and _settled(new[0]):
             return new[0]
         time.sleep(0.25)
     raise AssertionError(f"No {export_type} file was downloaded")
+
+
+def _settled(path: Path) -> bool:
+    """Whether a downloaded file exists, is not empty and has stopped growing."""
+    try:
+        size = path.stat().st_size
+        time.sleep(0.3)
+        return size > 0 and path.stat().st_size == size
+    except FileNotFoundError:
+        return False
 
 
 def still_logged_in(driver: webdriver.Chrome, base: str) -> bool:
