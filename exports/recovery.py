@@ -1,5 +1,6 @@
 """Nothing stays in progress: the sweep that fails dead jobs, requeues forgotten ones and removes what dead
-processes left on disk, and where it runs (a web process's first request, every Celery worker).
+processes left on disk, and where it runs (a web process's first request, every Celery worker). The same sweep
+applies the retention of old snapshots (`exports.retention`, when `EXPORT_RETENTION_DAYS` is set).
 """
 
 import logging
@@ -12,7 +13,7 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
-from exports import jobs, parallel, queue, storage
+from exports import jobs, parallel, queue, retention, storage
 from exports.converting import CONVERSION_SCRATCH_PREFIX
 from exports.leases import LeaseOwner
 from exports.models import ConvertedFormat, Export, JobQuerySet, Status
@@ -81,7 +82,8 @@ def _remove_abandoned_conversion_folders(*, older_than: float) -> int:
 def jobs_recover(*, requeue_older_than: float | None = None) -> dict[str, int]:
     """Fail snapshots and conversions whose job died (expired lease, or a dead process on this host), and requeue
     those created more than `requeue_older_than` seconds ago that no job has claimed (None: requeue none); a row
-    is sent again at most once per `requeue_older_than` seconds, however many processes sweep.
+    is sent again at most once per `requeue_older_than` seconds, however many processes sweep. Last, snapshots
+    older than `EXPORT_RETENTION_DAYS` are purged.
     Safe to run from many processes at once: a requeued job that finds its row claimed does nothing."""
     failed = _fail_dead_jobs(Export.objects.all(), reason_field="reason", expired=LEASE_EXPIRED, owner_gone=OWNER_GONE)
     failed += _fail_dead_jobs(
@@ -101,9 +103,10 @@ def jobs_recover(*, requeue_older_than: float | None = None) -> dict[str, int]:
                 if objects.mark_resent(pk, cutoff):  # once per `requeue_older_than`, by one sweep only
                     queue.submit(job, pk)
                     requeued += 1
-    if failed or requeued:
-        logger.info("Recovered export jobs: %s failed, %s requeued", failed, requeued)
-    return {"failed": failed, "requeued": requeued}
+    purged = len(retention.retention_sweep())
+    if failed or requeued or purged:
+        logger.info("Recovered export jobs: %s failed, %s requeued; %s old snapshots purged", failed, requeued, purged)
+    return {"failed": failed, "requeued": requeued, "purged": purged}
 
 
 def sweep(*, requeue_older_than: float | None) -> None:
