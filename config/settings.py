@@ -130,6 +130,10 @@ if LABEL_STUDIO_ATTACHED:
     SESSION_COOKIE_NAME = "lsexport_sessionid"
     CSRF_COOKIE_NAME = "lsexport_csrftoken"
 
+# Stored uploads and their folders are the owner's only, like everything else under DATA_DIR.
+FILE_UPLOAD_PERMISSIONS = 0o600
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
+
 # Largest request body accepted (task imports are JSON bodies); larger ones answer 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("MAX_REQUEST_BYTES", str(256 * 1024 * 1024)))
 
