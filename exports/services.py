@@ -51,20 +51,23 @@ def project_exports_delete(project: Project) -> None:
 
 
 @transaction.atomic
-def exports_delete(*, exports: QuerySet) -> None:
+def exports_delete(*, exports: QuerySet) -> int:
     """Delete snapshots with their converted formats; their files are removed once the deletion commits.
+    Returns how many snapshots this call deleted.
 
     Every row is locked while the file names are read, those without a file too: a job that completes one
     meanwhile waits, then finds its row gone and removes its own file (on SQLite the IMMEDIATE transaction does
-    the same).
+    the same). A caller deleting the same rows meanwhile waits too, then finds them gone and counts 0, so of
+    concurrent deletions of one snapshot exactly one counts it.
     """
     converted = ConvertedFormat.objects.filter(export__in=exports.values("pk"))
     names = [
         *exports.select_for_update(of=("self",)).values_list("file", flat=True),
         *converted.select_for_update(of=("self",)).values_list("file", flat=True),
     ]
-    exports.delete()
+    _, deleted = exports.delete()
     transaction.on_commit(partial(_remove_files, [name for name in names if name]))
+    return deleted.get(Export._meta.label, 0)
 
 
 def _remove_files(names: list[str]) -> None:

@@ -197,7 +197,10 @@ class ExportDetailAPI(ExportMixin, DynamicFieldsViewMixin, generics.RetrieveDest
         return get_object_or_404(visible.only("pk"), pk=self.kwargs["export_pk"])
 
     def perform_destroy(self, instance):
-        exports_delete(exports=Export.objects.filter(pk=instance.pk))
+        # Found above, but a concurrent DELETE may remove it before `exports_delete` locks it: only the caller
+        # that deleted the row answers 204.
+        if not exports_delete(exports=Export.objects.filter(pk=instance.pk)):
+            raise NotFound("No Export matches the given query.")
 
 
 class ExportDownloadAPI(ExportMixin, APIView):

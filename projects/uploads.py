@@ -4,6 +4,7 @@ into task sources. Nothing here writes; `projects.imports` checks and writes wha
 
 import csv
 import gc
+import hashlib
 import io
 import os
 from collections.abc import Iterator, Sequence
@@ -23,6 +24,8 @@ from projects.imports import TaskSource
 FILE_FORMATS = (".json", ".jsonl", ".csv", ".tsv")
 TABLE_FORMATS = (".csv", ".tsv")
 BOM = b"\xef\xbb\xbf"
+# File systems allow 255 bytes per name and the stored name gets a `<8 hex>-` prefix (`projects.models.upload_path`).
+MAX_STORED_NAME_BYTES = 200
 
 
 # Reading the request ------------------------------------------------------------------------------------------
@@ -173,10 +176,27 @@ def _check_header(name: str, number: int, header: list[str]) -> list[str]:
 
 
 def upload_name(upload: UploadedFile) -> str:
-    """The name a file was uploaded with (the request parsers skip a file sent without one)."""
+    """The name a file was uploaded with (the request parsers skip a file sent without one), shortened by
+    `storable_name` when it is too long to be stored as a file."""
     if upload.name is None:
         raise ImportRejected("An uploaded file has no name.")
-    return upload.name
+    return storable_name(upload.name)
+
+
+def storable_name(name: str) -> str:
+    """`name` when it takes at most MAX_STORED_NAME_BYTES in UTF-8; otherwise its start, cut on a character
+    boundary, then `-` and 8 hex digits of the whole name's hash (long names that differ only after the cut stay
+    apart), then its extension."""
+    encoded = name.encode(errors="surrogatepass")
+    if len(encoded) <= MAX_STORED_NAME_BYTES:
+        return name
+    stem, extension = os.path.splitext(name)
+    if len(extension) > 16:  # not an extension a file is read by: cut it with the rest
+        stem, extension = name, ""
+    digest = hashlib.sha256(encoded).hexdigest()[:8]
+    room = MAX_STORED_NAME_BYTES - len(extension.encode(errors="surrogatepass")) - len(digest) - 1
+    start = stem.encode(errors="surrogatepass")[:room].decode(errors="ignore")
+    return f"{start}-{digest}{extension}"
 
 
 def read_uploads(uploads: Sequence[UploadedFile]) -> list[TaskSource]:

@@ -9,11 +9,23 @@ from django.http import HttpResponse, HttpResponseBase, StreamingHttpResponse
 from config.api.exceptions import error_response
 
 CHUNK = 256 * 1024
-RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+RANGE_RE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")
+MAX_DIGITS = 18  # every size fits; longer numbers are read as "beyond any size" without calling int() on them
+BEYOND = 10**MAX_DIGITS
+
+
+def _number(digits: str) -> int:
+    """`digits` as an int, or BEYOND when it has more than MAX_DIGITS significant digits (`int()` refuses more
+    than 4300 digits, and needs none of them to know the number is past the end of any file)."""
+    significant = digits.lstrip("0")
+    return BEYOND if len(significant) > MAX_DIGITS else int(significant or "0")
 
 
 def parse_range(header: str, size: int) -> tuple[int, int] | Literal[False] | None:
-    """(start, end) inclusive for a satisfiable single range, None to ignore the header, False if unsatisfiable."""
+    """(start, end) inclusive for a satisfiable single range, None to ignore the header, False if unsatisfiable.
+
+    An end past the file is clamped to its last byte and a suffix longer than the file is the whole file
+    (RFC 9110 §14.1.2), however many digits they have."""
     match = RANGE_RE.match(header.strip())
     if not match:
         return None  # multiple or malformed ranges: serve the whole file, as RFC 9110 allows
@@ -21,15 +33,15 @@ def parse_range(header: str, size: int) -> tuple[int, int] | Literal[False] | No
     if not first and not last:
         return None
     if not first:
-        length = int(last)
+        length = _number(last)
         if length == 0 or size == 0:
             return False
         return max(size - length, 0), size - 1
-    start = int(first)
-    end = min(int(last), size - 1) if last else size - 1
-    if start >= size or (last and int(last) < start):
+    start = _number(first)
+    end = _number(last) if last else size - 1
+    if start >= size or end < start:
         return False
-    return start, end
+    return start, min(end, size - 1)
 
 
 def ranged_response(
