@@ -292,6 +292,9 @@ EXPORT_PART_WAIT_SECONDS = int(os.environ.get("EXPORT_PART_WAIT_SECONDS", "600")
 # does nothing).
 JOBS_SWEEP_SECONDS = float(os.environ.get("JOBS_SWEEP_SECONDS", "30"))
 JOBS_REQUEUE_SECONDS = float(os.environ.get("JOBS_REQUEUE_SECONDS", "300"))
+# CSV and TSV cells that start like a formula (=, +, -, @, tab, CR) get a leading ' when on (default off, as
+# Label Studio writes them unchanged).
+EXPORT_CSV_ESCAPE_FORMULAS = env_bool("EXPORT_CSV_ESCAPE_FORMULAS", False)
 # Snapshots older than this many days are removed by the sweep with their conversions and files (unset: kept).
 EXPORT_RETENTION_DAYS = float(os.environ["EXPORT_RETENTION_DAYS"]) if os.environ.get("EXPORT_RETENTION_DAYS") else None
 # Celery workers stop a job after EXPORT_TIME_LIMIT seconds (it then ends failed with the reason) and kill its

@@ -4,6 +4,7 @@ from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.renderers import OpenApiJsonRenderer
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from config import health
 from config.api import views as api_views
 from config.api.version import VersionAPI
 
@@ -24,6 +25,10 @@ urlpatterns = [
         name="schema-json",
     ),
     path("docs/api/", SpectacularSwaggerView.as_view(url_name="schema-json"), name="swagger-ui"),
+    # Operator endpoints: no credentials, not in the schema.
+    path("health", health.health, name="health"),
+    path("ready", health.ready, name="ready"),
+    path("metrics", health.metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("api-auth/", include("rest_framework.urls")),
     # Anything else is an unmatched URL: a JSON 404 whatever the credentials (and the CSRF check: a PATCH that

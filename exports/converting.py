@@ -104,6 +104,7 @@ def convert_snapshot(
         scratch_dir=scratch_dir,
         download_resources=download_resources,
         fetch_image=image_fetcher(settings) if download_resources else None,
+        escape_formulas=bool(settings.EXPORT_CSV_ESCAPE_FORMULAS),
     )
     fmt.load()(KeepAliveSource(SnapshotSource(snapshot), keep_alive), out, context)
     if keep_alive.lost:

@@ -34,6 +34,9 @@ class ConversionContext:
     # A task file's bytes for its URL, or a reason why they are not included (the WITH_IMAGES formats' images,
     # ASR_MANIFEST's audio, DOCLANG's page images).
     fetch_image: Callable[[str], tuple[bytes | None, str]] | None = None
+    # CSV and TSV: prefix a text cell starting with =, +, -, @, tab or CR with `'` so spreadsheets do not run it as
+    # a formula (OWASP's CSV injection advice); off by default, as Label Studio (settings.EXPORT_CSV_ESCAPE_FORMULAS).
+    escape_formulas: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -16,6 +16,11 @@ formats, and the file is written the same way:
 - every cell that is not a number is quoted, the lines end in CRLF and the text is UTF-8;
 - TSV is the same table with tabs (Label Studio names that file `.csv`; the registry says `.tsv`).
 
+With `context.escape_formulas` (settings.EXPORT_CSV_ESCAPE_FORMULAS, off by default as in Label Studio) a text
+cell, header included, that starts with `=`, `+`, `-`, `@`, a tab or a carriage return gets a leading `'`, so a
+spreadsheet shows it as text instead of running it as a formula (OWASP's CSV injection advice). Numbers stay
+numbers: they are written bare, cannot hold a formula, and `'-2` would turn them into text.
+
 Unlike the SDK, a task without an `id` or with data that is not an object still gives its rows
 (without those columns) rather than stopping the whole conversion. The snapshot is read once (the SDK
 reads it three times): the rows go to a scratch file while the columns are gathered, then the header
@@ -34,10 +39,11 @@ from exports.converters.json_min import NO_ANNOTATION, JsonMinConverter, _pretti
 from exports.converters.registry import ConversionContext
 from exports.converters.source import TaskSource
 
-__all__ = ["convert_csv", "convert_tsv"]
+__all__ = ["convert_csv", "convert_tsv", "escape_formula"]
 
 _ALWAYS = ("annotator", "annotation_id", "created_at", "updated_at", "lead_time")
 _CHAT_TYPES = frozenset({"Chat", "chatmessage"})
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def convert_csv(source: TaskSource, out: BinaryIO, context: ConversionContext) -> None:
@@ -62,7 +68,8 @@ def write_table(source: TaskSource, out: BinaryIO, context: ConversionContext, *
         text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=False)
         try:
             writer = csv.writer(text, delimiter=delimiter, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\r\n")
-            writer.writerow(header)
+            escape = context.escape_formulas
+            writer.writerow(map(escape_formula, header) if escape else header)
             with scratch.open("rb") as rows:
                 for line in rows:
                     row, data, after = orjson.loads(line)
@@ -70,12 +77,18 @@ def write_table(source: TaskSource, out: BinaryIO, context: ConversionContext, *
                         data = {renamed.get(key, key): value for key, value in data.items()}
                     row.update(data)
                     row.update(after)
-                    writer.writerow(map(row.get, header, blanks))
+                    cells = map(row.get, header, blanks)
+                    writer.writerow(map(escape_formula, cells) if escape else cells)
             text.flush()
         finally:
             text.detach()  # leaves `out` open for the caller
     finally:
         scratch.unlink(missing_ok=True)
+
+
+def escape_formula(cell: Any) -> Any:
+    """`cell` with a leading `'` when it is text a spreadsheet could take for a formula; any other cell as it is."""
+    return "'" + cell if isinstance(cell, str) and cell.startswith(_FORMULA_STARTS) else cell
 
 
 class _Columns:
