@@ -163,7 +163,7 @@ def drop_database(name: str, url: str = PG_URL) -> None:
 
 def _ls_env(venv: Path, server: PgServer, database: str, secret_key: str, data_dir: Path, **extra: str) -> dict:
     """Label Studio's environment, built from nothing: it reads many plain names (HOST, PORT, USERNAME,
-    PASSWORD, DEBUG...) with LABEL_STUDIO_ and HEARTEX_ prefixes too, so nothing of ours may leak in."""
+    PASSWORD, DEBUG...) with its product prefixes too, so nothing of ours may leak in."""
     env = {
         "PATH": f"{venv / 'bin'}:/usr/local/bin:/usr/bin:/bin",
         "HOME": str(data_dir.parent),
