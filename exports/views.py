@@ -1,8 +1,8 @@
 """The export endpoints over HTTP: thin views that read through `selectors`, write through `services` and send
 stored files (Range, HEAD, presigned redirects) as the API layer."""
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, TypeVar
 
 from django.conf import settings
 from django.http import FileResponse, HttpResponse, HttpResponseBase, HttpResponseRedirect, StreamingHttpResponse
@@ -48,6 +48,7 @@ from projects.models import Project
 from projects.selectors import hidden_by_label_studio, project_or_404
 
 LIST_LIMIT = 100
+_Found = TypeVar("_Found")
 
 
 if TYPE_CHECKING:
@@ -160,14 +161,19 @@ def file_responses(status: int, description: str) -> dict:
 
 
 class ExportMixin(ProjectMixin):
-    def get_export(self) -> Export:
-        """The export with the relations the API shows (404 unless the caller sees it in the URL's project)."""
+    def find_export(self, read: Callable[..., _Found | None]) -> _Found:
+        """The URL's snapshot as `read(user=, project_id=, export_id=)` gives it; 404 unless the caller sees it
+        in the URL's project."""
         self.check_label_studio()
         kwargs = self.kwargs
-        export = export_for_api(user=self.request.user, project_id=kwargs["pk"], export_id=kwargs["export_pk"])
+        export = read(user=self.request.user, project_id=kwargs["pk"], export_id=kwargs["export_pk"])
         if export is None:
             raise NotFound("No Export matches the given query.")
         return export
+
+    def get_export(self) -> Export:
+        """The export with the relations the API shows."""
+        return self.find_export(export_for_api)
 
 
 @extend_schema_view(
@@ -185,12 +191,7 @@ class ExportDetailAPI(ExportMixin, DynamicFieldsViewMixin, generics.RetrieveDest
 
     def get_object(self):
         if self.request.method in ("GET", "HEAD"):
-            self.check_label_studio()
-            kwargs = self.kwargs
-            export = export_body(user=self.request.user, project_id=kwargs["pk"], export_id=kwargs["export_pk"])
-            if export is None:
-                raise NotFound("No Export matches the given query.")
-            return export
+            return self.find_export(export_body)
         # DELETE only needs to know the export is there: `exports_delete` reads its files itself.
         self.check_label_studio()
         visible = Export.objects.visible_to(self.request.user).filter(project_id=self.kwargs["pk"])
