@@ -254,6 +254,7 @@ SPECTACULAR_SETTINGS = {
         "users.authentication.BearerAuthentication",
     ],
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "config.api.schema.postprocess_schema"],
     # Path ids use the project's own `id` converter (config/api/urls.py): integers in the schema, as upstream.
     "PATH_CONVERTER_OVERRIDES": {"id": int},
     # Label Studio's own component names, so generated clients name these types the same way.

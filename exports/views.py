@@ -5,8 +5,8 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, TypeVar
 
 from django.conf import settings
+from django.db import transaction
 from django.http import FileResponse, HttpResponse, HttpResponseBase, HttpResponseRedirect, StreamingHttpResponse
-from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils.http import content_disposition_header
 from drf_spectacular.types import OpenApiTypes
@@ -141,23 +141,20 @@ class ExportListAPI(ProjectMixin, DynamicFieldsViewMixin, generics.ListAPIView):
         project = self.get_project()
         serializer = ExportCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        export = export_create(project=project, created_by=request.user, **serializer.validated_data)
-        created = export_for_api(user=request.user, project_id=project.pk, export_id=export.pk)
+        # The answer shows the snapshot as recorded (`created`): its job starts when this transaction commits,
+        # after the read below, so a quick worker cannot make it `in_progress` first.
+        with transaction.atomic():
+            export = export_create(project=project, created_by=request.user, **serializer.validated_data)
+            created = export_for_api(user=request.user, project_id=project.pk, export_id=export.pk)
         data = ExportCreateResponseSerializer(created, context=self.get_serializer_context()).data
         return Response(data, status=status.HTTP_201_CREATED)
 
 
 def file_responses(status: int, description: str) -> dict:
-    """A file response documented under each content type the formats are served with."""
-    # JSON files are documented as any JSON value (clients parse them), the others as bytes; a binary type
-    # comes first so generated clients treat the answer as a file.
-    content_types = sorted({fmt.content_type for fmt in FORMATS}, key=lambda kind: (kind == "application/json", kind))
-    return {
-        (status, kind): OpenApiResponse(
-            OpenApiTypes.ANY if kind == "application/json" else OpenApiTypes.BINARY, description=description
-        )
-        for kind in content_types
-    }
+    """A file response documented as bytes (`format: binary`) under `application/octet-stream` first, so generated
+    clients hand over the raw bytes, then under each content type the formats are really served with."""
+    kinds = ["application/octet-stream", *sorted({fmt.content_type for fmt in FORMATS})]
+    return {(status, kind): OpenApiResponse(OpenApiTypes.BINARY, description=description) for kind in kinds}
 
 
 class ExportMixin(ProjectMixin):
@@ -168,8 +165,13 @@ class ExportMixin(ProjectMixin):
         kwargs = self.kwargs
         export = read(user=self.request.user, project_id=kwargs["pk"], export_id=kwargs["export_pk"])
         if export is None:
-            raise NotFound("No Export matches the given query.")
+            raise self.export_not_found()
         return export
+
+    def export_not_found(self) -> NotFound:
+        """The 404 for a snapshot not found: it names the project when the project is what is missing."""
+        self.get_project("pk")
+        return NotFound("No Export matches the given query.")
 
     def get_export(self) -> Export:
         """The export with the relations the API shows."""
@@ -195,7 +197,10 @@ class ExportDetailAPI(ExportMixin, DynamicFieldsViewMixin, generics.RetrieveDest
         # DELETE only needs to know the export is there: `exports_delete` reads its files itself.
         self.check_label_studio()
         visible = Export.objects.visible_to(self.request.user).filter(project_id=self.kwargs["pk"])
-        return get_object_or_404(visible.only("pk"), pk=self.kwargs["export_pk"])
+        found = visible.only("pk").filter(pk=self.kwargs["export_pk"]).first()
+        if found is None:
+            raise self.export_not_found()
+        return found
 
     def perform_destroy(self, instance):
         # Found above, but a concurrent DELETE may remove it before `exports_delete` locks it: only the caller

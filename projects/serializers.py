@@ -2,11 +2,12 @@
 
 from functools import lru_cache
 
+from django.db import models
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from config.api.serializers import DynamicFieldsMixin, UtcDateTimeField
+from config.api.serializers import BooleanField, DynamicFieldsMixin, UtcDateTimeField
 from projects import label_config
 from projects.models import COUNTER_FIELDS, Project
 from users.serializers import UserSimpleSerializer
@@ -55,6 +56,10 @@ def parsed_config_or_empty(project: Project) -> dict:
 class ProjectSerializer(DynamicFieldsMixin, serializers.ModelSerializer):
     """A project as Label Studio returns it, counters included (from `Project.objects.with_counters()`)."""
 
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.BooleanField: BooleanField,
+    }
     created_by = UserSimpleSerializer(read_only=True)
     num_tasks_with_annotations = serializers.IntegerField(read_only=True)
     task_number = serializers.IntegerField(read_only=True)

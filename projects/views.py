@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.db.models import F, Q
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import filters, generics, serializers, status
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.parsers import MultiPartParser
@@ -226,11 +226,14 @@ class ProjectImportAPI(ProjectMixin, APIView):
 
     @extend_schema(
         operation_id="api_projects_import_create",
-        request={
-            # A list of tasks, as Label Studio documents it; one task object alone is accepted too.
-            "application/json": {"type": "array", "items": {"type": "object", "additionalProperties": True}},
-            "multipart/form-data": inline_serializer("ImportFiles", {"file": serializers.FileField()}),
-        },
+        description=(
+            "Import tasks (with their `annotations` and `predictions`) from a JSON list, or one task object. "
+            "Files are accepted too, as `multipart/form-data` with one or more file fields (JSON, JSONL, CSV, "
+            "TSV); every import is all or nothing."
+        ),
+        # Only the JSON body is in the schema: openapi-python-client cannot dispatch between a JSON list and a
+        # multipart body (it would test `isinstance(body, list[...])`), so listing both breaks the JSON import.
+        request={"application/json": {"type": "array", "items": {"type": "object", "additionalProperties": True}}},
         parameters=[OpenApiParameter("return_task_ids", OpenApiTypes.BOOL)],
         responses={201: ImportResponseSerializer},
     )

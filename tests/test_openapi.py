@@ -314,3 +314,74 @@ def test_swagger_ui_assets_are_served_by_the_service(client):
     for asset in assets:
         served = client.get(asset)
         assert served.status_code == 200, asset
+
+
+# What generated clients need (openapi-python-client, @hey-api/openapi-ts; tests/clients runs both).
+
+
+def _walk(node, path="#"):
+    if isinstance(node, dict):
+        yield path, node
+        for key, value in node.items():
+            yield from _walk(value, f"{path}/{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _walk(value, f"{path}/{index}")
+
+
+def test_request_bodies_are_json(schema):
+    """JSON only: the form encodings of the default parsers stay out of the schema (a generator would pick one and
+    lose JSON's types and defaults)."""
+    problems = [
+        f"{label(key)}: {sorted(operation['requestBody']['content'])}"
+        for key, operation in operations(schema).items()
+        if "requestBody" in operation and list(operation["requestBody"]["content"]) != ["application/json"]
+    ]
+    assert not problems, report(problems, "request bodies other than JSON")
+
+
+def test_no_default_beside_a_reference(schema):
+    found = [path for path, node in _walk(schema) if "default" in node and ("$ref" in node or "allOf" in node)]
+    assert not found, report(found, "a default beside a $ref")
+
+
+def test_downloads_are_binary(schema):
+    for path in ("/api/projects/{id}/exports/{export_pk}/download", "/api/projects/{id}/export"):
+        responses = schema["paths"][path]["get"]["responses"]
+        for code in ("200", "206") if "206" in responses else ("200",):
+            content = responses[code]["content"]
+            assert next(iter(content)) == "application/octet-stream", path
+            assert {"application/json", "application/zip", "text/csv"} <= set(content), path
+            for kind, media in content.items():
+                assert media["schema"] == {"type": "string", "format": "binary"}, (path, code, kind)
+
+
+def test_shortenable_responses_require_no_field(schema):
+    """`fields`/`omit` can leave any property out, so the response components of those views list none as
+    required; `expand` adds documented optional properties."""
+    components = schema["components"]["schemas"]
+    for name in ("Export", "ExportCreate", "ConvertedFormat", "UserSimple", "Project", "ProjectSimple"):
+        assert "required" not in components[name], name
+    assert components["Export"]["properties"]["project"]["allOf"] == [{"$ref": "#/components/schemas/ProjectSimple"}]
+    assert components["Error"]["required"] == ["detail", "exc_info", "id", "status_code", "version"]
+
+
+def test_every_error_response_has_the_error_body(schema):
+    problems = [
+        f"{label(key)} {code}"
+        for key, operation in operations(schema).items()
+        for code, response in operation["responses"].items()
+        if code >= "400"
+        and response.get("content") != {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    ]
+    assert not problems, report(problems, "error responses without the error body")
+
+
+def test_operations_describe_themselves(schema):
+    """No operation borrows a mixin's docstring (those describe code, not the endpoint)."""
+    borrowed = [
+        label(key)
+        for key, operation in operations(schema).items()
+        if any(text in operation.get("description", "") for text in ("View half of", "Resolves the project of"))
+    ]
+    assert not borrowed, report(borrowed, "operations described by a mixin's docstring")

@@ -1,5 +1,6 @@
 """Label Studio's JSON error body for every failure the API can produce."""
 
+import json
 import logging
 import traceback
 import uuid
@@ -7,10 +8,11 @@ from importlib import metadata
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpResponse
 from rest_framework import exceptions, status
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
+from rest_framework.utils.encoders import JSONEncoder
 from rest_framework.views import exception_handler as drf_exception_handler
 
 logger = logging.getLogger(__name__)
@@ -38,9 +40,14 @@ def error_body(status_code: int, detail, *, validation_errors=None, exc: BaseExc
     return body
 
 
-def error_response(status_code: int, detail: str, **kwargs) -> JsonResponse:
-    """A plain Django response with the error body, for code paths outside DRF views."""
-    return JsonResponse(error_body(status_code, detail, **kwargs), status=status_code)
+def error_response(status_code: int, detail: str, **kwargs) -> HttpResponse:
+    """A plain Django response with the error body, for code paths outside DRF views. Encoded as DRF's renderer
+    encodes the views' errors (compact, UTF-8), without the renderer itself: this also answers when rendering
+    failed."""
+    body = json.dumps(
+        error_body(status_code, detail, **kwargs), cls=JSONEncoder, ensure_ascii=False, separators=(",", ":")
+    )
+    return HttpResponse(body.encode(), status=status_code, content_type="application/json")
 
 
 class PayloadTooLarge(exceptions.APIException):

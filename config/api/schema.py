@@ -1,14 +1,18 @@
 """drf-spectacular hooks: document fields/omit/expand once for every view that honours them, name the
 authentication schemes, and describe opt-in pagination by its default (a plain list)."""
 
+import json
+
 from django.db import connection
 from drf_spectacular import openapi
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers
+from rest_framework.settings import api_settings
 
 from config.api.pagination import OptionalPagination
+from config.api.serializers import DynamicFieldsMixin
 from config.api.views import DynamicFieldsViewMixin
 
 DYNAMIC_PARAMETERS = [
@@ -62,7 +66,47 @@ ERROR_DESCRIPTIONS = {
 }
 
 
+FORM_MEDIA_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
 class AutoSchema(openapi.AutoSchema):
+    def map_parsers(self):
+        """JSON request bodies only, unless the view chose its own parsers (an upload that takes files).
+
+        The service still reads form bodies where the default parsers allow them (curl -F), but a generated client
+        offered JSON, form and multipart picks one of the latter and loses JSON's types and defaults.
+        """
+        media_types = super().map_parsers()
+        if self.view.parser_classes is not api_settings.DEFAULT_PARSER_CLASSES:
+            return media_types
+        return [kind for kind in media_types if kind not in FORM_MEDIA_TYPES]
+
+    def _map_basic_serializer(self, serializer, direction):
+        """A response that `fields`/`omit` can shorten lists no required properties: every field is present by
+        default, but a strict client must still parse `?fields=id`. Fields that `expand` adds are documented as
+        optional properties too."""
+        schema = super()._map_basic_serializer(serializer, direction)
+        if direction == "response" and isinstance(serializer, DynamicFieldsMixin):
+            schema.pop("required", None)
+            for name, make in serializer.expandable().items():
+                if name not in schema["properties"]:
+                    field = make()
+                    field.bind(name, serializer)
+                    expanded = self._map_serializer_field(field, direction)
+                    if "$ref" in expanded:  # a description beside a bare `$ref` would be ignored
+                        expanded = {"allOf": [expanded]}
+                    schema["properties"][name] = {**expanded, "description": f"Only with `expand={name}`."}
+        return schema
+
+    def get_description(self) -> str:  # type: ignore[override]
+        """The operation's own words only: a docstring inherited from a mixin or base view describes the code, not
+        the endpoint, so it is not shown to API users."""
+        if self.view.__class__.__dict__.get("__doc__") is None:
+            action = getattr(self.view, getattr(self.view, "action", self.method.lower()), None)
+            own = action is not None and "__doc__" in vars(getattr(action, "__func__", action))
+            return super().get_description() if own else ""
+        return super().get_description()
+
     def get_override_parameters(self):
         parameters = super().get_override_parameters()
         if isinstance(self.view, DynamicFieldsViewMixin) and self.method == "GET":
@@ -123,6 +167,29 @@ class AutoSchema(openapi.AutoSchema):
         if self._has_optional_pagination():
             return []
         return super()._get_pagination_parameters()
+
+
+def _move_ref_defaults(schema) -> None:
+    """Everywhere in `schema`: a `default` beside a `$ref` (drf-spectacular wraps the reference in `allOf`) moves
+    into the description. OpenAPI 3.0 ignores siblings of `$ref`, and generators refuse a model with a default."""
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        if "default" in node and ("$ref" in node or "allOf" in node):
+            default = json.dumps(node.pop("default"), sort_keys=True)
+            node["description"] = f"{node.get('description', '')} Default: `{default}`.".strip()
+        stack.extend(node.values())
+
+
+def postprocess_schema(result, generator, request, public):
+    """The last step of schema generation (SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"])."""
+    _move_ref_defaults(result)
+    return result
 
 
 class TokenScheme(OpenApiAuthenticationExtension):

@@ -4,6 +4,7 @@ from datetime import UTC
 from typing import TYPE_CHECKING
 
 from rest_framework import serializers
+from rest_framework.fields import empty
 
 if TYPE_CHECKING:
     _Serializer = serializers.Serializer  # what the mixin below is mixed into, for the type checker
@@ -121,3 +122,10 @@ class UtcDateTimeField(serializers.DateTimeField):
             return None
         value = self.enforce_timezone(value).astimezone(UTC)
         return f"{value.year:04d}-{value:%m-%dT%H:%M:%S}.{value.microsecond:06d}Z"
+
+
+class BooleanField(serializers.BooleanField):
+    """A boolean left out of a form or multipart body takes its default, as when left out of JSON. (DRF reads a
+    missing form boolean as false, the way a browser leaves out an unticked checkbox.)"""
+
+    default_empty_html = empty

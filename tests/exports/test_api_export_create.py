@@ -128,3 +128,14 @@ def test_options_are_echoed_as_applied(api_client, project, django_capture_on_co
     assert body["serialization_options"]["predictions"] == {"only_id": False}
     assert body["serialization_options"]["drafts"] == {"only_id": True}
     assert body["task_filter_options"] is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_create_answers_created_even_when_the_job_runs_at_once(api_client, project):
+    """A job that starts the moment the row commits (here: in the committing thread) cannot change the answer:
+    the POST shows the snapshot as it recorded it."""
+    response = api_client.post(list_url(project), {}, format="json")
+    assert response.status_code == 201
+    assert response.json()["status"] == "created"
+    assert response.json()["md5"] == ""
+    assert api_client.get(detail_url(project, response.json()["id"])).json()["status"] == "completed"

@@ -189,3 +189,33 @@ def test_deleted_creator_is_null(api_client, user, project, export):
     User.objects.filter(pk=user.pk).update(is_active=True)
     Export.objects.filter(pk=export["id"]).update(created_by=None)
     assert api_client.get(detail_url(project, export["id"])).json()["created_by"] is None
+
+
+@pytest.mark.parametrize(
+    ("method", "suffix"), [("get", ""), ("delete", ""), ("get", "/download"), ("post", "/convert")]
+)
+def test_a_404_names_what_is_missing(api_client, project, export, other_user, method, suffix):
+    """A missing (or foreign) project is named as the project; a missing snapshot of a visible project as the
+    snapshot."""
+    foreign = make_project(user=other_user, title="Elsewhere")
+    cases = {
+        f"/api/projects/{project.pk}/exports/999999{suffix}": "No Export matches the given query.",
+        f"/api/projects/999999/exports/{export['id']}{suffix}": "No Project matches the given query.",
+        f"/api/projects/{foreign.pk}/exports/{export['id']}{suffix}": "No Project matches the given query.",
+    }
+    for url, detail in cases.items():
+        response = getattr(api_client, method)(url, {"export_type": "CSV"} if method == "post" else None, format="json")
+        assert response.status_code == 404, url
+        assert response.json()["detail"] == detail, url
+
+
+def test_unmatched_url_error_is_encoded_as_every_other_error(api_client, project):
+    """A URL the router cannot match (an id that is not a number) answers the same compact JSON as a view's 404."""
+    unmatched = api_client.get(f"/api/projects/{project.pk}/exports/not-a-number")
+    from_view = api_client.get(f"/api/projects/{project.pk}/exports/999999")
+    assert unmatched.status_code == from_view.status_code == 404
+    for response in (unmatched, from_view):
+        assert response["Content-Type"] == "application/json"
+        assert b'": ' not in response.content
+        assert b'", "' not in response.content
+        assert set(response.json()) == {"id", "status_code", "version", "detail", "exc_info"}

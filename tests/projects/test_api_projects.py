@@ -481,3 +481,28 @@ def test_pinned_at_before_year_1000_keeps_four_year_digits(api_client):
     )
     assert response.status_code == 200
     assert response.json()["pinned_at"] == "0112-04-17T11:41:35.680400Z"
+
+
+@pytest.mark.parametrize("encoding", ["multipart", "form"])
+def test_a_form_body_keeps_the_json_defaults(api_client, encoding):
+    """Booleans left out of a form or multipart body take their defaults, as when left out of JSON (DRF alone
+    would read them as false, like unticked checkboxes); ones that are sent still count."""
+    data = {"title": "From a form", "show_instruction": "true", "show_skip_button": "false"}
+    if encoding == "form":
+        response = api_client.generic(
+            "POST",
+            LIST,
+            "title=From+a+form&show_instruction=true&show_skip_button=false",
+            content_type="application/x-www-form-urlencoded",
+        )
+    else:
+        response = api_client.post(LIST, data, format="multipart")
+    assert response.status_code == 201, response.content
+    body = response.json()
+    from_json = api_client.post(LIST, {"title": "From JSON"}, format="json").json()
+    for name in ("enable_empty_annotation", "show_collab_predictions", "show_annotation_history", "is_published"):
+        assert body[name] == from_json[name], name
+    assert body["enable_empty_annotation"] is True
+    assert body["show_collab_predictions"] is True
+    assert body["show_instruction"] is True
+    assert body["show_skip_button"] is False
