@@ -318,6 +318,21 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT 
 # Hosts whose http(s) task images the *_WITH_IMAGES exports may download (comma list; empty: none).
 # Addresses that resolve to private, loopback, link-local or reserved networks are refused even when listed.
 EXPORT_IMAGE_HOSTS = env_list("EXPORT_IMAGE_HOSTS")
+# `/data/local-files/?d=` files outside upload/ have no owning organization here (no Local Storage records), so
+# they are packed only when this is on: for a single-tenant service whose operator put them under DATA_DIR/media.
+EXPORT_SHARED_LOCAL_FILES = env_bool("EXPORT_SHARED_LOCAL_FILES", False)
+# The brush formats refuse (fail the conversion, naming task and annotation) a mask of more pixels than this,
+# before decoding it. Tracing a mask into COCO polygons holds about 4 bytes per pixel, so the default (10k x 10k,
+# three times an 8K frame) keeps one conversion near 0.4 GB; Label Studio's editor paints up to 16384 x 16384,
+# which would take over 1 GB.
+EXPORT_MAX_MASK_PIXELS = int(os.environ.get("EXPORT_MAX_MASK_PIXELS", "100000000"))
+# Conversions run inside requests (the easy export of a converted format) share this many slots per web process;
+# a request waits up to EXPORT_INLINE_WAIT_SECONDS for one, then answers 503 with Retry-After. 2, like JOBS_THREADS:
+# two conversions at the mask limit stay under 1 GB per process, and bigger or busier exports belong in snapshot
+# conversions, which wait in the job queue. The wait rides out a short burst and ends well before a proxy's usual
+# 60 s timeout.
+EXPORT_INLINE_CONVERSIONS = max(1, int(os.environ.get("EXPORT_INLINE_CONVERSIONS", "2")))
+EXPORT_INLINE_WAIT_SECONDS = float(os.environ.get("EXPORT_INLINE_WAIT_SECONDS", "30"))
 
 LOGGING = {
     "version": 1,

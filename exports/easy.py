@@ -2,7 +2,9 @@
 
 JSON and JSON_MIN are streamed batch by batch while they are built. Every other format is made the way a
 snapshot's conversion is: the tasks go to a scratch snapshot file, the format's converter turns it into a
-scratch output file, and the response sends that file and removes it once sent.
+scratch output file, and the response sends that file and removes it once sent. That build holds a slot of
+`converting.inline_conversion_slot` (EXPORT_INLINE_CONVERSIONS per process); the streamed formats take none, as
+they hold one batch at a time and run no converter.
 """
 
 import secrets
@@ -20,6 +22,7 @@ from exports.converters.json_min import JsonMinConverter
 from exports.converters.registry import FORMATS, Format, get_format
 from exports.snapshot import SnapshotWriter
 from projects.models import Project
+from projects.selectors import organization_project_ids
 
 __all__ = [
     "BATCH_SIZE",
@@ -109,7 +112,8 @@ def easy_export_converted(
     """The tasks converted to `export_type`: an open scratch file, removed when closed, at its start; its
     attachment name (tagged with the md5 of the tasks, as Label Studio); and its format.
 
-    Raises the converter's `ConversionError` when the data cannot be converted; no scratch file is left then.
+    Raises the converter's `ConversionError` when the data cannot be converted, and `ConversionsBusy` when no slot
+    for conversions inside requests frees in time; no scratch file is left then.
     """
     fmt = get_format(export_type)
     if fmt is None:
@@ -124,7 +128,11 @@ def easy_export_converted(
     )
     out = storage.scratch_file()
     try:
-        with storage.scratch_file() as snapshot, converting.conversion_scratch_dir() as scratch_dir:
+        with (
+            converting.inline_conversion_slot(),
+            storage.scratch_file() as snapshot,
+            converting.conversion_scratch_dir() as scratch_dir,
+        ):
             result = writer.write(snapshot)
             snapshot.flush()
             # No lease to renew here, but the scratch files are touched as the tasks are read, so the sweep of
@@ -140,6 +148,7 @@ def easy_export_converted(
                 out,
                 label_config=label_config_of(project),
                 project_id=project.pk,
+                organization_project_ids=organization_project_ids(project_id=project.pk),
                 scratch_dir=scratch_dir,
                 download_resources=download_resources,
                 keep_alive=touch,

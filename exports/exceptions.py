@@ -1,5 +1,7 @@
 """Errors of the exports app: domain errors the jobs raise, and API errors with the status a caller gets."""
 
+import math
+
 from rest_framework import status
 from rest_framework.exceptions import APIException, ValidationError
 
@@ -49,3 +51,16 @@ class ExportConversionFailed(APIException):
     status_code = status.HTTP_400_BAD_REQUEST
     default_detail = "The tasks could not be converted to this format."
     default_code = "export_conversion_failed"
+
+
+class ConversionsBusy(APIException):
+    """Every slot for conversions run inside requests stayed taken while the request waited: worth retrying later.
+    `wait` (seconds) becomes the response's Retry-After header, as DRF does for Throttled."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "Too many exports are being converted right now; try again shortly."
+    default_code = "conversions_busy"
+
+    def __init__(self, detail: str | None = None, code: str | None = None, *, wait: float | None = None):
+        super().__init__(detail, code)
+        self.wait = max(1, math.ceil(wait)) if wait is not None else None

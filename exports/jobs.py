@@ -15,6 +15,7 @@ from exports.files import conversion_file_name, discard_unreferenced, export_fil
 from exports.leases import LeaseOwner, lease_deadline
 from exports.models import ConvertedFormat, Export, Status
 from exports.snapshot import SnapshotWriter
+from projects.selectors import organization_project_ids
 
 __all__ = ["run_conversion", "run_export"]
 
@@ -133,6 +134,7 @@ def run_conversion(converted_format_id: int) -> None:
                 out,
                 label_config=label_config_of(export.project),
                 project_id=export.project_id,
+                organization_project_ids=organization_project_ids(project_id=export.project_id),
                 scratch_dir=scratch_dir,
                 download_resources=converted.download_resources,
                 keep_alive=keep_alive,

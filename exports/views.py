@@ -397,9 +397,15 @@ class ExportAPI(ProjectMixin, APIView):
                 description="Only these task ids; `ids[]=1&ids[]=2` and `ids=1,2` are accepted too.",
             ),
         ],
-        responses=file_responses(
-            200, "The file: a JSON array of tasks (JSON) or records (JSON_MIN), or the converted file"
-        ),
+        responses={
+            **file_responses(
+                200, "The file: a JSON array of tasks (JSON) or records (JSON_MIN), or the converted file"
+            ),
+            503: OpenApiResponse(
+                description="Every slot for conversions inside requests (EXPORT_INLINE_CONVERSIONS) stayed busy; "
+                "retry after the Retry-After header's seconds"
+            ),
+        },
     )
     def get(self, request, pk):
         project = self.get_project()

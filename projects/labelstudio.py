@@ -7,11 +7,12 @@ snapshots refer to. Label Studio's tasks are never copied: snapshots read them w
 """
 
 from django.db import transaction
+from django.db.models import Subquery
 
 from config.labelstudio.models import LabelStudioProject
 from projects.models import Project
 
-__all__ = ["sync_project"]
+__all__ = ["organization_project_ids", "sync_project"]
 
 
 def sync_project(*, user, project_id: int) -> bool:
@@ -38,3 +39,13 @@ def sync_project(*, user, project_id: int) -> bool:
             Project.objects.update_or_create(pk=project_id, defaults=values)
             Project.objects.filter(pk=project_id).update(created_at=source.created_at)
     return True
+
+
+def organization_project_ids(*, project_id: int) -> frozenset[int]:
+    """Ids of every Label Studio project of `project_id`'s organization (its own included); one query.
+
+    Deleted projects count: their files still belong to the organization. Empty when the project is not there.
+    """
+    organization = LabelStudioProject.objects.filter(pk=project_id).values("organization_id")[:1]
+    ids = LabelStudioProject.objects.filter(organization_id=Subquery(organization)).values_list("pk", flat=True)
+    return frozenset(ids)

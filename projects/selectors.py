@@ -4,7 +4,7 @@ import json
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Subquery
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 
@@ -27,6 +27,16 @@ def project_or_404(*, user, project_id: int, fields: tuple[str, ...] = ()) -> Pr
         raise Http404("No Project matches the given query.")
     projects = Project.objects.visible_to(user)
     return get_object_or_404(projects.only(*fields) if fields else projects, pk=project_id)
+
+
+def organization_project_ids(*, project_id: int) -> frozenset[int]:
+    """Ids of every project of `project_id`'s organization (its own included), where projects live: the attached
+    Label Studio in attach mode (projects never exported are not mirrored here), this service otherwise. One query,
+    so a conversion finds them once and checks each file it packs against them."""
+    if settings.LABEL_STUDIO_ATTACHED:
+        return labelstudio.organization_project_ids(project_id=project_id)
+    organization = Project.objects.filter(pk=project_id).values("organization_id")[:1]
+    return frozenset(Project.objects.filter(organization_id=Subquery(organization)).values_list("pk", flat=True))
 
 
 def project_annotators(*, project: Project) -> QuerySet[User]:

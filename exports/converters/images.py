@@ -6,7 +6,7 @@ itself or its network:
 
 - a file the service stores itself: `/data/upload/<path>` (read from `DATA_DIR/media/upload/<path>`) or
   `/data/local-files/?d=<path>` (read from `DATA_DIR/media/<path>`), when the real path, links followed, stays
-  inside `DATA_DIR/media`;
+  inside `DATA_DIR/media` and the file belongs to the task's organization (see `_check_owner`);
 - an http(s) URL whose host is listed in the `EXPORT_IMAGE_HOSTS` setting, when every address the host resolves
   to is a public one (never private, loopback, link-local, shared, multicast or reserved). The connection goes to
   an address that was checked, so a second DNS answer cannot redirect it; redirects are not followed, and the
@@ -23,12 +23,13 @@ import http.client
 import io
 import ipaddress
 import os
+import posixpath
 import socket
 import ssl
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -54,6 +55,13 @@ NOT_INCLUDED_FILE = "images_not_included.json"
 _USER_AGENT = "ls-export-service image export"
 _CLOUD_SCHEMES = ("s3", "gs", "azure-blob")
 _REMEMBERED_SIZES = 1024
+_UPLOAD_FOLDER = "upload"
+FOREIGN_FILE = "the file belongs to another organization"
+NO_PROJECT = "the upload path names no project"
+LOCAL_FILE_NOT_SHARED = (
+    "Local Storage files outside upload/ are not packed: no organization owns them here "
+    "(EXPORT_SHARED_LOCAL_FILES is off)"
+)
 
 
 class _Refused(Exception):
@@ -63,15 +71,20 @@ class _Refused(Exception):
 def image_fetcher(
     settings: Any,
     *,
+    project_ids: Collection[int],
     timeout: float = DEFAULT_TIMEOUT_SECONDS,
     max_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
 ) -> ImageFetcher:
     """A function from an image URL to `(bytes, "")`, or `(None, reason)` when the image is not included.
 
-    Reads `DATA_DIR` and `EXPORT_IMAGE_HOSTS` from `settings` once, when called.
+    `project_ids` are the projects of the exporting project's organization, found by the caller (this layer never
+    queries the database): an upload is read only from the folder of one of them. Reads `DATA_DIR`,
+    `EXPORT_IMAGE_HOSTS` and `EXPORT_SHARED_LOCAL_FILES` from `settings` once, when called.
     """
     media_root = Path(settings.DATA_DIR) / "media"
     hosts = frozenset(_normal_host(host) for host in getattr(settings, "EXPORT_IMAGE_HOSTS", ()) or ())
+    owners = frozenset(project_ids)
+    shared_local_files = bool(getattr(settings, "EXPORT_SHARED_LOCAL_FILES", False))
 
     def fetch(url: str) -> tuple[bytes | None, str]:
         try:
@@ -79,7 +92,7 @@ def image_fetcher(
                 raise _Refused("the image URL is empty")
             if "\x00" in url:
                 raise _Refused("the URL contains a NUL character")
-            stored = stored_file(url, media_root)
+            stored = stored_file(url, media_root, project_ids=owners, shared_local_files=shared_local_files)
             if stored is not None:
                 return _read_stored(stored, max_bytes), ""
             return _download(url, hosts, timeout, max_bytes), ""
@@ -91,37 +104,78 @@ def image_fetcher(
     return fetch
 
 
-def stored_file(url: str, media_root: Path) -> Path | None:
+def stored_file(
+    url: str, media_root: Path, *, project_ids: frozenset[int], shared_local_files: bool = False
+) -> Path | None:
     """The path of a file the service stores for `url`; None when `url` is not such a URL.
 
-    Raises `_Refused` for a stored-file URL that points outside `media_root`.
+    Raises `_Refused` for a stored-file URL that points outside `media_root`, or at a file the organization of
+    `project_ids` does not own.
     """
     parts = urlsplit(url)
     if parts.scheme or parts.netloc:
         return None
     path = parts.path
     if path.startswith("/data/upload/"):
-        relative = "upload/" + unquote(path[len("/data/upload/") :])
+        relative, upload = f"{_UPLOAD_FOLDER}/" + unquote(path[len("/data/upload/") :]), True
     elif path.startswith(("upload/", "/upload/")):
-        relative = "upload/" + unquote(path.split("upload/", 1)[1])
+        relative, upload = f"{_UPLOAD_FOLDER}/" + unquote(path.split("upload/", 1)[1]), True
     elif path.rstrip("/") == "/data/local-files":
         values = parse_qs(parts.query, keep_blank_values=True).get("d")
-        relative = values[-1] if values else ""
+        relative, upload = (values[-1] if values else ""), False
         if not relative:
             raise _Refused("the Local Storage URL names no file (no ?d=)")
     else:
         return None
-    return _inside(media_root, relative)
+    real_root, real = _inside(media_root, relative)
+    _check_owner(
+        named=posixpath.normpath(relative.lstrip("/")),
+        real=os.path.relpath(real, real_root).replace(os.sep, "/"),
+        upload=upload,
+        project_ids=project_ids,
+        shared_local_files=shared_local_files,
+    )
+    return Path(real)
 
 
-def _inside(root: Path, relative: str) -> Path:
+def _inside(root: Path, relative: str) -> tuple[str, str]:
+    """(real media root, real path of `relative` in it), links followed; refused when it leads outside."""
     if "\x00" in relative:
         raise _Refused("the path contains a NUL character")
     real_root = os.path.realpath(root)
     real = os.path.realpath(os.path.join(real_root, relative.lstrip("/")))
     if os.path.commonpath([real_root, real]) != real_root or real == real_root:
         raise _Refused("the path leads outside the service's media folder")
-    return Path(real)
+    return real_root, real
+
+
+# Label Studio keeps an upload at `upload/<project id>/<file>`, so the folder names its owner: a file is read only
+# when that project is one of the exporting organization's. Both the path as named (`..` applied) and the real path
+# (links followed) are checked, so neither `upload/3/../7/x` nor a link into another project's folder gets through;
+# an upload path that names no project (`upload/x.png`, or one that `..` leads out of upload/) has no owner and is
+# refused.
+#
+# Files elsewhere under the media folder are Local Storage files. Label Studio serves those only through a
+# project's Local Storage whose path covers the file (and only with LOCAL_FILES_SERVING_ENABLED, off by default);
+# this service has no Local Storage records, so nothing says which organization such a file belongs to. The safe
+# rule is to refuse them, like Label Studio's default; a single-tenant service whose operator put files there for
+# its one organization can treat them as shared with EXPORT_SHARED_LOCAL_FILES=1.
+def _check_owner(*, named: str, real: str, upload: bool, project_ids: frozenset[int], shared_local_files: bool) -> None:
+    in_uploads = False
+    for path in (named, real):
+        folders = path.split("/")
+        if folders[0].casefold() != _UPLOAD_FOLDER:  # casefold: a case-insensitive file system reads Upload/ too
+            continue
+        in_uploads = True
+        project = folders[1] if len(folders) > 1 else ""
+        if not (project.isascii() and project.isdigit() and len(project) <= 18):
+            raise _Refused(NO_PROJECT)
+        if int(project) not in project_ids:
+            raise _Refused(FOREIGN_FILE)
+    if upload and named.split("/")[0].casefold() != _UPLOAD_FOLDER:
+        raise _Refused(NO_PROJECT)
+    if not in_uploads and not shared_local_files:
+        raise _Refused(LOCAL_FILE_NOT_SHARED)
 
 
 def _read_stored(path: Path, max_bytes: int) -> bytes:

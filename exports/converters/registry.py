@@ -18,7 +18,10 @@ from typing import Any, BinaryIO
 
 from exports.converters.source import TaskSource
 
-__all__ = ["FORMATS", "ConversionContext", "ConversionError", "Format", "get_format"]
+__all__ = ["DEFAULT_MAX_MASK_PIXELS", "FORMATS", "ConversionContext", "ConversionError", "Format", "get_format"]
+
+# The brush formats' bound on one decoded mask (settings.EXPORT_MAX_MASK_PIXELS; see there why this size).
+DEFAULT_MAX_MASK_PIXELS = 100_000_000
 
 
 class ConversionError(Exception):
@@ -37,6 +40,8 @@ class ConversionContext:
     # CSV and TSV: prefix a text cell starting with =, +, -, @, tab or CR with `'` so spreadsheets do not run it as
     # a formula (OWASP's CSV injection advice); off by default, as Label Studio (settings.EXPORT_CSV_ESCAPE_FORMULAS).
     escape_formulas: bool = False
+    # The brush formats refuse a mask of more pixels than this before decoding it (settings.EXPORT_MAX_MASK_PIXELS).
+    max_mask_pixels: int = DEFAULT_MAX_MASK_PIXELS
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -3,7 +3,8 @@
 Each function is a registry converter (`convert(source, out, context)`) writing a zip archive to `out`. The
 formats themselves live in `coco.py`, `voc.py` and `yolo.py`; what they share is in `vision_common.py`. The
 *_WITH_IMAGES variants pack each task's image beside the annotations when the service may read it (see
-`images.py`), using `context.fetch_image` or, when the job gives none, a fetcher built from the settings.
+`images.py`), using `context.fetch_image` or, when the job gives none, a fetcher built from the settings that reads
+no upload (it knows no organization).
 """
 
 from typing import BinaryIO
@@ -31,7 +32,8 @@ def _fetcher(context: ConversionContext) -> ImageFetcher:
         return context.fetch_image
     from django.conf import settings
 
-    return image_fetcher(settings)
+    # No organization is known here, so no upload is read (`exports.converting` passes one that knows it).
+    return image_fetcher(settings, project_ids=())
 
 
 def convert_coco(source: TaskSource, out: BinaryIO, context: ConversionContext) -> None:

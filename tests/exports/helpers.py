@@ -32,3 +32,17 @@ def create_export(client, project, django_capture_on_commit_callbacks, body=None
         response = client.post(list_url(project), body or {}, format="json")
     assert response.status_code == 201, response.content
     return response.json()
+
+
+def uniform_rle(*, pixels: int, value: int) -> list[int]:
+    """A Label Studio brush RLE of `pixels` RGBA pixels all equal to `value`, written as long repeated runs, so even
+    a mask of hundreds of megabytes takes a few kilobytes (as a real one-colour mask does)."""
+    count = pixels * 4
+    bits = [f"{count:032b}", f"{8 - 1:05b}", "1111" * 4]  # byte words, 16-bit run lengths in every field
+    while count:
+        run = min(count, 1 << 16)
+        bits.append(f"111{run - 1:016b}{value:08b}")  # a repeated run, length field 3
+        count -= run
+    text = "".join(bits)
+    text += "0" * (-len(text) % 8)
+    return [int(text[k : k + 8], 2) for k in range(0, len(text), 8)]

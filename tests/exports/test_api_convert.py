@@ -2,20 +2,31 @@
 
 import csv
 import hashlib
+import importlib
 import io
 import json
+import threading
+import time
+import tracemalloc
+import zipfile
 from pathlib import Path
 
 import pytest
+from django.db import connection
 from django.urls import reverse
 from label_studio_sdk.converter import Converter
 
 from exports import storage
+from exports.converters.images import FOREIGN_FILE
 from exports.converters.registry import FORMATS, get_format
 from exports.models import ConvertedFormat, Export, Status
 from projects.label_config import parse_label_config
-from tests.exports.helpers import create_export, detail_url, download_url
-from tests.factories import fill_project, make_project
+from projects.models import Annotation
+from projects.selectors import organization_project_ids
+from projects.services import tasks_import
+from tests.conftest import client_for
+from tests.exports.helpers import create_export, detail_url, download_url, uniform_rle
+from tests.factories import fill_project, make_project, rectangle
 
 pytestmark = pytest.mark.django_db
 
@@ -485,3 +496,143 @@ def test_md5_of_the_snapshot_is_unchanged_by_conversions(
     after = snapshot_bytes(api_client, project, export["id"])
     assert before == after
     assert hashlib.md5(after).hexdigest() == Export.objects.get(pk=export["id"]).md5
+
+
+# --- limits and tenancy -----------------------------------------------------------------------------------------
+
+BRUSH_CONFIG = """<View><Image name="image" value="$image"/>
+<BrushLabels name="brush" toName="image"><Label value="Cat"/></BrushLabels></View>"""
+MB = 1024 * 1024
+
+
+@pytest.mark.parametrize("export_type", ["BRUSH_TO_COCO", "BRUSH_TO_PNG", "BRUSH_TO_NUMPY"])
+def test_a_brush_mask_above_the_limit_fails_the_conversion_in_bounded_memory(
+    api_client, user, settings, export_type, django_capture_on_commit_callbacks
+):
+    """An 8192 x 8192 mask (a 14 KB RLE) with EXPORT_MAX_MASK_PIXELS at one million: the conversion fails naming
+    the task and annotation, without the 64 MB the mask (and four times that to trace it) would take."""
+    settings.EXPORT_MAX_MASK_PIXELS = 1_000_000
+    project = make_project(user=user, title="Huge mask", label_config=BRUSH_CONFIG)
+    region = {
+        "from_name": "brush",
+        "to_name": "image",
+        "type": "brushlabels",
+        "original_width": 8192,
+        "original_height": 8192,
+        "value": {"format": "rle", "rle": uniform_rle(pixels=8192 * 8192, value=255), "brushlabels": ["Cat"]},
+    }
+    payload = [{"data": {"image": "https://example.com/huge.png"}, "annotations": [{"result": [region]}]}]
+    tasks_import(project=project, user=user, payload=payload)
+    annotation = Annotation.objects.get(task__project=project)
+    export = create_export(api_client, project, django_capture_on_commit_callbacks)
+    tracemalloc.start()
+    try:
+        response = convert(
+            api_client, project, export["id"], django_capture_on_commit_callbacks, {"export_type": export_type}
+        )
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert response.status_code == 200
+    reason = (
+        f"task {annotation.task_id}, annotation {annotation.pk}: "
+        "brush mask of 8192×8192 pixels exceeds EXPORT_MAX_MASK_PIXELS (1000000)"
+    )
+    [converted] = api_client.get(detail_url(project, export["id"])).json()["converted_formats"]
+    assert converted == {"id": converted["id"], "status": "failed", "export_type": export_type, "traceback": reason}
+    assert peak < 16 * MB
+
+
+def test_with_images_packs_uploads_of_its_own_organization_only(
+    api_client, user, other_user, settings, django_capture_on_commit_callbacks
+):
+    """Uploads of any project of the exporting organization are packed; another organization's upload is listed
+    as not included, through a conversion and through the easy export alike."""
+    project = make_project(user=user, title="Ours")
+    sibling = make_project(user=user, title="Ours too")
+    theirs = make_project(user=other_user, title="Theirs")
+    uploads = Path(settings.DATA_DIR) / "media" / "upload"
+    files = {project.pk: "own.png", sibling.pk: "sibling.png", theirs.pk: "secret.png"}
+    for project_id, name in files.items():
+        (uploads / str(project_id)).mkdir(parents=True)
+        (uploads / str(project_id) / name).write_bytes(name.encode())
+    urls = [f"/data/upload/{project_id}/{name}" for project_id, name in files.items()]
+    payload = [{"data": {"image": url}, "annotations": [{"result": [rectangle()]}]} for url in urls]
+    tasks_import(project=project, user=user, payload=payload)
+    foreign_task = project.tasks.get(data__image=urls[2]).pk
+    export = create_export(api_client, project, django_capture_on_commit_callbacks)
+    body = {"export_type": "COCO_WITH_IMAGES"}
+    assert convert(api_client, project, export["id"], django_capture_on_commit_callbacks, body).status_code == 200
+    converted = api_client.get(download_url(project, export["id"]) + "?exportType=COCO_WITH_IMAGES")
+    easy = api_client.get(easy_url(project, "exportType=COCO_WITH_IMAGES"))
+    for response in (converted, easy):
+        assert response.status_code == 200
+        with zipfile.ZipFile(io.BytesIO(body_of(response))) as archive:
+            assert archive.read("images/own.png") == b"own.png"
+            assert archive.read("images/sibling.png") == b"sibling.png"
+            assert not any(b"secret" in archive.read(name) for name in archive.namelist() if name.startswith("images/"))
+            assert json.loads(archive.read("images_not_included.json")) == [
+                {"task_id": foreign_task, "url": urls[2], "file": "images/secret.png", "reason": FOREIGN_FILE}
+            ]
+
+
+def test_the_organizations_projects_are_found_in_one_query(user, other_user, django_assert_num_queries):
+    """What a conversion checks every packed upload against: found once, whatever the number of files."""
+    ours, sibling = make_project(user=user, title="Ours"), make_project(user=user, title="Ours too")
+    make_project(user=other_user, title="Theirs")
+    with django_assert_num_queries(1):
+        assert organization_project_ids(project_id=ours.pk) == {ours.pk, sibling.pk}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_conversions_inside_requests_wait_for_a_slot_then_answer_503(user, settings, monkeypatch):
+    """With one slot, held by a request whose conversion is running, a second request waits
+    EXPORT_INLINE_WAIT_SECONDS and gets a JSON 503 with Retry-After; once the first ends the slot is free again."""
+    settings.EXPORT_INLINE_CONVERSIONS = 1
+    settings.EXPORT_INLINE_WAIT_SECONDS = 0.3
+    project = make_project(user=user, title="Gate")
+    fill_project(project, user=user, count=2)
+    module_name, _, function = get_format("CSV").converter.partition(":")
+    module = importlib.import_module(module_name)
+    original = getattr(module, function)
+    entered, release = threading.Event(), threading.Event()
+
+    def first_one_holds_on(source, out, context):
+        if not entered.is_set():
+            entered.set()
+            release.wait(10)
+        original(source, out, context)
+
+    monkeypatch.setattr(module, function, first_one_holds_on)
+    first: dict = {}
+
+    def first_request() -> None:
+        try:
+            response = client_for(user).get(easy_url(project, "exportType=CSV"))
+            first["status"] = response.status_code
+            response.close()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=first_request)
+    thread.start()
+    try:
+        assert entered.wait(10)
+        started = time.monotonic()
+        second = client_for(user).get(easy_url(project, "exportType=CSV"))
+        waited = time.monotonic() - started
+    finally:
+        release.set()
+        thread.join(20)
+    assert second.status_code == 503
+    assert second["Content-Type"] == "application/json"
+    assert second["Retry-After"] == "1"
+    body = second.json()
+    assert set(body) == {"id", "status_code", "version", "detail", "exc_info"}
+    assert body["status_code"] == 503
+    assert body["detail"].startswith("No slot for exports converted during a request (1 per process) freed within 0.3")
+    assert waited >= 0.3
+    assert first["status"] == 200
+    again = client_for(user).get(easy_url(project, "exportType=CSV"))
+    assert again.status_code == 200
+    again.close()

@@ -13,16 +13,17 @@ The output matches what label-studio-sdk 2.1.2's converter writes for these form
 
 `items` reads the annotations both writers convert, `masks` decodes the RLE and writes PNGs, `contours` traces
 a mask's outlines. Masks are decoded and written one at a time, so memory holds one task and one mask, never
-the export.
+the export; a mask of more than `context.max_mask_pixels` pixels (EXPORT_MAX_MASK_PIXELS) fails the conversion,
+naming its task and annotation, before it is decoded.
 """
 
 from exports.converters.brush.coco import convert_coco
 from exports.converters.brush.contours import polygon_area, trace_outer_contours
 from exports.converters.brush.mask_files import convert_numpy, convert_png
-from exports.converters.brush.masks import MAX_MASK_PIXELS, RleError, decode_mask, decode_rle, greyscale_png
+from exports.converters.brush.masks import MaskTooLarge, RleError, decode_mask, decode_rle, greyscale_png
 
 __all__ = [
-    "MAX_MASK_PIXELS",
+    "MaskTooLarge",
     "RleError",
     "convert_coco",
     "convert_numpy",

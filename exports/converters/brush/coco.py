@@ -13,9 +13,9 @@ import orjson
 
 from exports.converters.brush.contours import bounding_box, polygon_area, trace_outer_contours
 from exports.converters.brush.items import Item, Region, dimension, exported_items, region_labels, scratch_folder
-from exports.converters.brush.masks import RleError, decode_mask
+from exports.converters.brush.masks import MaskTooLarge, RleError, decode_mask
 from exports.converters.json_min import annotator
-from exports.converters.registry import ConversionContext
+from exports.converters.registry import ConversionContext, ConversionError
 from exports.converters.source import TaskSource
 from exports.converters.ziparchive import Archive, Writer
 from exports.jsonarray import LINES, JsonArray
@@ -30,7 +30,8 @@ def convert_coco(source: TaskSource, out: BinaryIO, context: ConversionContext) 
     """BRUSH_TO_COCO: `result_coco.json` with brush masks as polygons, plus polygon and rectangle regions.
 
     Images and annotations are spooled to scratch files as they are produced and joined at the end, so
-    the JSON is never built in memory. A brush mask that cannot be decoded is left out, as the SDK does.
+    the JSON is never built in memory. A brush mask that cannot be decoded is left out, as the SDK does; one of
+    more than `context.max_mask_pixels` pixels fails the conversion.
     """
     scratch = scratch_folder(context)
     categories: dict[str, dict[str, Any]] = {}
@@ -41,7 +42,10 @@ def convert_coco(source: TaskSource, out: BinaryIO, context: ConversionContext) 
         image_rows = _ScratchArray(images)
         annotation_rows = _ScratchArray(annotations)
         for image_id, item in enumerate(exported_items(source, context.label_config)):
-            _coco_item(image_id, item, categories, image_rows, annotation_rows)
+            try:
+                _coco_item(image_id, item, categories, image_rows, annotation_rows, context.max_mask_pixels)
+            except MaskTooLarge as exc:
+                raise ConversionError(f"{item.label}: {exc}") from None
         with Archive(out, scratch) as archive:
             archive.folder("images")
             with archive.stream(_COCO_FILE) as entry:
@@ -105,6 +109,7 @@ def _coco_item(
     categories: dict[str, dict[str, Any]],
     images: _ScratchArray,
     annotations: _ScratchArray,
+    max_pixels: int,
 ) -> None:
     """Adds one annotation's image and its COCO annotations (as the SDK: only when it has any)."""
     path = _image_path(item.task.get("data"))
@@ -117,7 +122,7 @@ def _coco_item(
         for region in regions:
             if width is None and region.width is not None:
                 width, height = region.width, region.height
-            for category_id, (segmentation, bbox, area) in _coco_shapes(region, categories):
+            for category_id, (segmentation, bbox, area) in _coco_shapes(region, categories, max_pixels):
                 annotations.add(
                     {
                         "id": annotations.count,
@@ -149,7 +154,7 @@ def _category_id(label: str, categories: dict[str, dict[str, Any]]) -> int:
     return categories[label]["id"]
 
 
-def _coco_shapes(region: Region, categories: dict[str, dict[str, Any]]) -> Iterator[tuple[int, tuple]]:
+def _coco_shapes(region: Region, categories: dict[str, dict[str, Any]], max_pixels: int) -> Iterator[tuple[int, tuple]]:
     """(category id, (segmentation, bbox, area)) for each label of a region and each shape it converts to."""
     value = region.value
     for key in ("brushlabels", "polygonlabels", "rectanglelabels", "labels"):
@@ -162,17 +167,17 @@ def _coco_shapes(region: Region, categories: dict[str, dict[str, Any]]) -> Itera
     for label in labels:
         category_id = _category_id(label, categories)
         if shapes is None:
-            shapes = _shapes(region, key)
+            shapes = _shapes(region, key, max_pixels)
         for shape in shapes:
             yield category_id, shape
 
 
-def _shapes(region: Region, key: str) -> list[tuple]:
+def _shapes(region: Region, key: str, max_pixels: int) -> list[tuple]:
     value, width, height = region.value, region.width, region.height
     if key == "brushlabels" and "rle" in value:
         if width is None or height is None:
             return []
-        return _mask_shapes(value["rle"], width, height)
+        return _mask_shapes(value["rle"], width, height, max_pixels)
     if key == "polygonlabels" and "points" in value:
         return _polygon_shapes(value["points"], width, height)
     if region.control_type.lower() == "rectanglelabels" or key == "labels":
@@ -180,12 +185,12 @@ def _shapes(region: Region, key: str) -> list[tuple]:
     return []
 
 
-def _mask_shapes(rle: Any, width: Any, height: Any) -> list[tuple]:
+def _mask_shapes(rle: Any, width: Any, height: Any, max_pixels: int) -> list[tuple]:
     width, height = dimension(width), dimension(height)
     if width is None or height is None:
         return []
     try:
-        mask = decode_mask(rle, width, height)
+        mask = decode_mask(rle, width, height, max_pixels=max_pixels)  # MaskTooLarge passes through
     except RleError:
         return []  # the SDK logs and skips a mask it cannot decode
     shapes = []

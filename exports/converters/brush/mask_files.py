@@ -7,7 +7,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from exports.converters.brush.items import Item, Region, dimension, exported_items, region_labels, scratch_folder
-from exports.converters.brush.masks import RleError, decode_mask, greyscale_png
+from exports.converters.brush.masks import MaskTooLarge, RleError, decode_mask, greyscale_png
 from exports.converters.json_min import annotator
 from exports.converters.registry import ConversionContext, ConversionError
 from exports.converters.source import TaskSource
@@ -52,7 +52,7 @@ def _mask_files(item: Item, suffix: str) -> Iterator[tuple[str, Region]]:
             yield (prefix + f"{name}-{number}").replace("/", "-").replace("\\", "-") + suffix, region
 
 
-def _decoded(item: Item, region: Region) -> np.ndarray:
+def _decoded(item: Item, region: Region, max_pixels: int) -> np.ndarray:
     width, height = dimension(region.width), dimension(region.height)
     where = f"{item.label}, brush region {region.result_id!r} of '{region.from_name}'"
     if width is None or height is None:
@@ -61,7 +61,9 @@ def _decoded(item: Item, region: Region) -> np.ndarray:
             f"(got {region.width!r} and {region.height!r})."
         )
     try:
-        return decode_mask(region.value["rle"], width, height)
+        return decode_mask(region.value["rle"], width, height, max_pixels=max_pixels)
+    except MaskTooLarge as exc:
+        raise ConversionError(f"{item.label}: {exc}") from None
     except RleError as exc:
         raise ConversionError(f"{where}: the brush mask cannot be decoded: {exc}.") from None
 
@@ -74,12 +76,12 @@ def _write_masks(source: TaskSource, out: BinaryIO, context: ConversionContext, 
         current_task: Any = None
         for item in exported_items(source, context.label_config):
             if item.task is not current_task:
-                written += _flush_masks(archive, task_files, suffix)
+                written += _flush_masks(archive, task_files, suffix, context.max_mask_pixels)
                 current_task = item.task
             # Within a task a later region with the same file name replaces the earlier one, as files do.
             for file_name, region in _mask_files(item, suffix):
                 task_files[file_name] = (item, region)
-        written += _flush_masks(archive, task_files, suffix)
+        written += _flush_masks(archive, task_files, suffix, context.max_mask_pixels)
     if not written:
         raise ConversionError(
             "No converted file found, probably there are no annotations in the export snapshot: "
@@ -87,9 +89,9 @@ def _write_masks(source: TaskSource, out: BinaryIO, context: ConversionContext, 
         )
 
 
-def _flush_masks(archive: Archive, task_files: dict[str, tuple[Item, Region]], suffix: str) -> int:
+def _flush_masks(archive: Archive, task_files: dict[str, tuple[Item, Region]], suffix: str, max_pixels: int) -> int:
     for file_name, (item, region) in task_files.items():
-        mask = _decoded(item, region)
+        mask = _decoded(item, region, max_pixels)
         if suffix == ".npy":
             header = io.BytesIO()
             np.lib.format.write_array_header_1_0(header, np.lib.format.header_data_from_array_1_0(mask))

@@ -6,16 +6,23 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MAX_MASK_PIXELS", "RleError", "decode_mask", "decode_rle", "greyscale_png"]
+from exports.converters.registry import DEFAULT_MAX_MASK_PIXELS
+
+__all__ = ["MaskTooLarge", "RleError", "decode_mask", "decode_rle", "greyscale_png"]
 
 _HEADER_BITS = 32 + 5 + 4 * 4
-# The largest canvas browsers draw (16384 x 16384), so the largest mask Label Studio's editor can paint;
-# bounds the memory one decoded mask may take.
-MAX_MASK_PIXELS = 16384 * 16384
 
 
 class RleError(ValueError):
     """A brush RLE that cannot be decoded; the message says what is wrong with it."""
+
+
+class MaskTooLarge(ValueError):
+    """A brush mask of more pixels than the conversion allows, found before anything of its size is allocated.
+
+    Not an RleError: BRUSH_TO_COCO skips an undecodable mask as the SDK does, but a mask too large to convert
+    fails the conversion with this reason instead of silently going missing.
+    """
 
 
 # Label Studio stores a brush mask as the run-length encoded RGBA bytes of the mask image, bit-packed:
@@ -37,22 +44,32 @@ def _rle_bytes(rle: Any) -> bytes:
         raise RleError("rle must be a list of integers from 0 to 255") from None
 
 
-def decode_rle(rle: Any) -> np.ndarray:
-    """Every value of a brush RLE (RGBA bytes of the mask, four per pixel) as a flat `uint8` array."""
-    values, lengths, count = _runs(_rle_bytes(rle))
+def decode_rle(rle: Any, *, max_pixels: int = DEFAULT_MAX_MASK_PIXELS) -> np.ndarray:
+    """Every value of a brush RLE (RGBA bytes of the mask, four per pixel) as a flat `uint8` array.
+
+    Raises MaskTooLarge, before decoding, when the RLE declares more than `max_pixels` pixels.
+    """
+    data = _rle_bytes(rle)
+    _check_declared_size(_declared_count(data), max_pixels)
+    values, lengths, count = _runs(data)
     return np.repeat(values, _clipped(lengths, count))
 
 
-def decode_mask(rle: Any, width: int, height: int) -> np.ndarray:
+def decode_mask(rle: Any, width: int, height: int, *, max_pixels: int = DEFAULT_MAX_MASK_PIXELS) -> np.ndarray:
     """The mask's alpha channel, a C-contiguous `uint8` array of shape (height, width).
 
-    Only the alpha values are expanded (every fourth value), so the RGBA stream is never held in full.
+    Only the alpha values are expanded (every fourth value), so the RGBA stream is never held in full. Raises
+    MaskTooLarge when the mask (`width` x `height`, or the size its RLE declares) has more than `max_pixels`
+    pixels: checked first, so a mask too large is refused without being decoded, traced or written.
     """
-    if width * height > MAX_MASK_PIXELS:
-        raise RleError(f"a {width}x{height} mask is larger than the {MAX_MASK_PIXELS} pixels allowed")
-    values, lengths, count = _runs(_rle_bytes(rle))
-    if count != width * height * 4:
-        raise RleError(f"rle holds {count} values, but a {width}x{height} RGBA image needs {width * height * 4}")
+    if width * height > max_pixels:
+        raise MaskTooLarge(f"brush mask of {width}×{height} pixels exceeds EXPORT_MAX_MASK_PIXELS ({max_pixels})")
+    data = _rle_bytes(rle)
+    declared = _declared_count(data)
+    _check_declared_size(declared, max_pixels)
+    if declared != width * height * 4:
+        raise RleError(f"rle holds {declared} values, but a {width}x{height} RGBA image needs {width * height * 4}")
+    values, lengths, count = _runs(data)
     lengths = _clipped(lengths, count)
     ends = np.cumsum(lengths)
     starts = ends - lengths
@@ -68,6 +85,21 @@ def _clipped(lengths: np.ndarray, count: int) -> np.ndarray:
         lengths = lengths.copy()
         lengths[-1] -= total - count
     return lengths
+
+
+def _declared_count(data: bytes) -> int:
+    """The number of values (four per pixel) the RLE's header declares."""
+    if len(data) * 8 < _HEADER_BITS:
+        raise RleError("rle is shorter than its header")
+    return int.from_bytes(data[:4], "big")
+
+
+def _check_declared_size(count: int, max_pixels: int) -> None:
+    pixels = -(-count // 4)
+    if pixels > max_pixels:
+        raise MaskTooLarge(
+            f"brush mask RLE declares {pixels} pixels, which exceeds EXPORT_MAX_MASK_PIXELS ({max_pixels})"
+        )
 
 
 def _runs(data: bytes) -> tuple[np.ndarray, np.ndarray, int]:

@@ -7,6 +7,7 @@ serves) and by this project; file names, decoded arrays, PNG pixels and COCO rec
 
 import io
 import json
+import tracemalloc
 from itertools import count
 
 import numpy as np
@@ -16,8 +17,11 @@ from label_studio_sdk.converter.brush import encode_rle, mask2rle
 from PIL import Image
 
 from exports.converters.brush import (
+    MaskTooLarge,
     RleError,
+    convert_coco,
     convert_numpy,
+    convert_png,
     decode_mask,
     decode_rle,
     greyscale_png,
@@ -28,6 +32,7 @@ from exports.converters.registry import ConversionContext, ConversionError
 from exports.converters.source import ListSource
 from projects.label_config import parse_label_config
 from tests.exports.converters.oracle import convert_ours, run_sdk, unzip, write_snapshot
+from tests.exports.helpers import uniform_rle
 
 CONFIG = """<View>
   <Image name="image" value="$image"/>
@@ -269,7 +274,6 @@ def _encode(values, word_size, sizes):
         (mask2rle(blobs(8, 8))[:-2], 8, 8, "ends after"),
         (mask2rle(np.zeros((4, 4), np.uint8)), 5, 4, "needs 80"),
         ([1, 2, 300], 1, 1, "integers from 0 to 255"),
-        (mask2rle(np.zeros((1, 1), np.uint8)), 16385, 16384, "larger than the 268435456 pixels allowed"),
         ({"counts": [1]}, 1, 1, "list of byte values"),
         (_encode(np.array([256, 1, 2, 3]), 9, [3, 4, 8, 16]), 1, 1, "value 256"),
     ],
@@ -277,6 +281,61 @@ def _encode(values, word_size, sizes):
 def test_decode_mask_rejects_corrupt_rle(rle, width, height, message):
     with pytest.raises(RleError, match=message):
         decode_mask(rle, width, height)
+
+
+# --- The mask size limit -------------------------------------------------------------------------------------
+
+MB = 1024 * 1024
+
+
+def test_a_mask_the_editor_can_paint_but_above_the_limit_is_refused_before_decoding():
+    """16384 x 16384, the largest canvas Label Studio's editor paints: its RLE is 55 KB, its mask 256 MB."""
+    rle = uniform_rle(pixels=16384 * 16384, value=255)
+    tracemalloc.start()
+    try:
+        with pytest.raises(MaskTooLarge) as refused:
+            decode_mask(rle, 16384, 16384)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert str(refused.value) == "brush mask of 16384×16384 pixels exceeds EXPORT_MAX_MASK_PIXELS (100000000)"
+    assert peak < 2 * MB
+
+
+def test_the_limit_is_a_parameter_and_a_mask_at_it_decodes():
+    rle = uniform_rle(pixels=12, value=255)
+    assert np.array_equal(decode_mask(rle, 4, 3, max_pixels=12), np.full((3, 4), 255, np.uint8))
+    with pytest.raises(MaskTooLarge, match=r"of 4×3 pixels exceeds EXPORT_MAX_MASK_PIXELS \(11\)"):
+        decode_mask(rle, 4, 3, max_pixels=11)
+
+
+def test_the_size_the_rle_declares_is_checked_before_decoding():
+    """A small width and height do not let through an RLE that declares a huge mask."""
+    huge = uniform_rle(pixels=16384 * 16384, value=0)
+    with pytest.raises(MaskTooLarge, match=r"declares 268435456 pixels, which exceeds EXPORT_MAX_MASK_PIXELS"):
+        decode_mask(huge, 2, 2)
+    tracemalloc.start()
+    try:
+        with pytest.raises(MaskTooLarge, match="declares 268435456 pixels"):
+            decode_rle(huge)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 * MB  # decoded, the flat RGBA stream alone would be 1 GB
+    assert np.array_equal(decode_rle(uniform_rle(pixels=3, value=7), max_pixels=3), np.full(12, 7, np.uint8))
+
+
+@pytest.mark.parametrize("convert", [convert_numpy, convert_png, convert_coco])
+def test_a_mask_above_the_limit_fails_the_conversion_naming_task_and_annotation(convert, tmp_path):
+    """Unlike an undecodable mask, which BRUSH_TO_COCO leaves out as the SDK does, a mask too large fails."""
+    region = brush(rectangle(6, 8), ["Car"])
+    tasks = [{"id": 12, "data": {"image": "a.png"}, "annotations": [annotation(34, [region])]}]
+    context = ConversionContext(
+        label_config=parse_label_config(CONFIG), project_id=1, scratch_dir=tmp_path, max_mask_pixels=47
+    )
+    with pytest.raises(ConversionError) as failed:
+        convert(ListSource(tasks), io.BytesIO(), context)
+    assert str(failed.value) == "task 12, annotation 34: brush mask of 8×6 pixels exceeds EXPORT_MAX_MASK_PIXELS (47)"
 
 
 # --- Contours --------------------------------------------------------------------------------------------------

@@ -146,6 +146,7 @@ def test_convert_snapshot_reads_the_setting(tmp_path, settings, flag, expected):
         out,
         label_config=parse_label_config(CONFIG),
         project_id=1,
+        organization_project_ids=(),
         scratch_dir=tmp_path,
         download_resources=False,
         keep_alive=KeepAlive(lambda: True, interval=60.0),

@@ -1,4 +1,5 @@
-"""The image fetcher of the *_WITH_IMAGES exports: stored files under DATA_DIR/media and listed public hosts only.
+"""The image fetcher of the *_WITH_IMAGES exports: stored files under DATA_DIR/media of the task's own organization
+and listed public hosts only.
 
 A real HTTP server runs on 127.0.0.1 in a thread. Because the fetcher refuses loopback addresses even for a
 listed host, the tests that need a download replace the address check; the refusals are tested for real.
@@ -17,7 +18,7 @@ from types import SimpleNamespace
 import pytest
 
 from exports.converters import images
-from exports.converters.images import address_allowed, image_fetcher
+from exports.converters.images import FOREIGN_FILE, LOCAL_FILE_NOT_SHARED, NO_PROJECT, address_allowed, image_fetcher
 
 BODY = b"\x89PNG\r\n\x1a\n" + b"pixels" * 50
 
@@ -94,8 +95,14 @@ def allow_loopback(monkeypatch):
     monkeypatch.setattr(images, "address_allowed", lambda address: True)
 
 
-def fetcher(tmp_path, hosts=("127.0.0.1",), **kwargs):
-    return image_fetcher(SimpleNamespace(DATA_DIR=tmp_path, EXPORT_IMAGE_HOSTS=list(hosts)), **kwargs)
+OWN_PROJECTS = (3, 4)  # the exporting organization's projects in the stored-file tests; 7 is another's
+
+
+def fetcher(tmp_path, hosts=("127.0.0.1",), *, project_ids=OWN_PROJECTS, shared_local_files=False, **kwargs):
+    settings = SimpleNamespace(
+        DATA_DIR=tmp_path, EXPORT_IMAGE_HOSTS=list(hosts), EXPORT_SHARED_LOCAL_FILES=shared_local_files
+    )
+    return image_fetcher(settings, project_ids=project_ids, **kwargs)
 
 
 # --- refusals, for real -----------------------------------------------------------------------------------------
@@ -246,9 +253,13 @@ def test_https_to_a_plain_http_server_fails_cleanly(server, tmp_path, allow_loop
 
 @pytest.fixture
 def media(tmp_path):
+    """Uploads of project 3 (the exporting organization's) and 7 (another's), and a Local Storage folder."""
     root = tmp_path / "media"
     (root / "upload" / "3").mkdir(parents=True)
     (root / "upload" / "3" / "a b.png").write_bytes(b"upload bytes")
+    (root / "upload" / "7").mkdir(parents=True)
+    (root / "upload" / "7" / "b.png").write_bytes(b"another organization's bytes")
+    (root / "upload" / "loose.png").write_bytes(b"no project's bytes")
     (root / "storage" / "dir").mkdir(parents=True)
     (root / "storage" / "dir" / "x.jpg").write_bytes(b"local bytes")
     (tmp_path / "secret.txt").write_bytes(b"outside")
@@ -256,18 +267,63 @@ def media(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("url", "expected"),
+    "url",
     [
-        ("/data/upload/3/a%20b.png", b"upload bytes"),
-        ("/data/upload/3/a b.png", b"upload bytes"),
-        ("upload/3/a b.png", b"upload bytes"),
-        ("/data/local-files/?d=storage/dir/x.jpg", b"local bytes"),
-        ("/data/local-files?d=storage%2Fdir%2Fx.jpg", b"local bytes"),
-        ("/data/local-files/?d=/storage/dir/x.jpg", b"local bytes"),
+        "/data/upload/3/a%20b.png",
+        "/data/upload/3/a b.png",
+        "upload/3/a b.png",
+        "/data/local-files/?d=upload/3/a b.png",
+        "/data/upload/7/../3/a b.png",
     ],
 )
-def test_stored_files_are_read(media, tmp_path, url, expected):
-    assert fetcher(tmp_path)(url) == (expected, "")
+def test_uploads_of_the_organization_are_read(media, tmp_path, url):
+    assert fetcher(tmp_path)(url) == (b"upload bytes", "")
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("/data/upload/7/b.png", FOREIGN_FILE),
+        ("upload/7/b.png", FOREIGN_FILE),
+        ("/data/upload/3/../7/b.png", FOREIGN_FILE),
+        ("/data/upload/3/..%2F..%2Fupload/7/b.png", FOREIGN_FILE),
+        ("/data/local-files/?d=upload/7/b.png", FOREIGN_FILE),
+        ("/data/local-files/?d=storage/../upload/7/b.png", FOREIGN_FILE),
+        ("/data/upload/7/missing.png", FOREIGN_FILE),  # refused before the file system says whether it exists
+        ("/data/upload/loose.png", NO_PROJECT),
+        ("/data/upload/x7/b.png", NO_PROJECT),
+        ("/data/upload/%C2%B3/b.png", NO_PROJECT),  # a superscript three is a digit to str.isdigit, not an id
+        ("/data/upload/../storage/dir/x.jpg", NO_PROJECT),  # an upload URL that `..` leads out of upload/
+        ("/data/local-files/?d=upload/loose.png", NO_PROJECT),
+    ],
+)
+def test_uploads_of_other_organizations_are_refused(media, tmp_path, url, reason):
+    assert fetcher(tmp_path, shared_local_files=True)(url) == (None, reason)
+
+
+def test_a_link_into_another_projects_folder_is_refused(media, tmp_path):
+    os.symlink(media / "upload" / "7" / "b.png", media / "upload" / "3" / "link.png")
+    os.symlink(media / "upload" / "7" / "b.png", media / "storage" / "link.png")
+    assert fetcher(tmp_path)("/data/upload/3/link.png") == (None, FOREIGN_FILE)
+    assert fetcher(tmp_path, shared_local_files=True)("/data/local-files/?d=storage/link.png") == (None, FOREIGN_FILE)
+
+
+def test_no_project_ids_reads_no_upload(media, tmp_path):
+    assert fetcher(tmp_path, project_ids=())("/data/upload/3/a b.png") == (None, FOREIGN_FILE)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/data/local-files/?d=storage/dir/x.jpg",
+        "/data/local-files?d=storage%2Fdir%2Fx.jpg",
+        "/data/local-files/?d=/storage/dir/x.jpg",
+    ],
+)
+def test_local_files_outside_upload_are_read_only_when_shared(media, tmp_path, url):
+    """No organization owns them, so they are refused unless the operator declares them shared."""
+    assert fetcher(tmp_path)(url) == (None, LOCAL_FILE_NOT_SHARED)
+    assert fetcher(tmp_path, shared_local_files=True)(url) == (b"local bytes", "")
 
 
 @pytest.mark.parametrize(
@@ -285,7 +341,7 @@ def test_stored_files_are_read(media, tmp_path, url, expected):
     ],
 )
 def test_stored_file_refusals(media, tmp_path, url, reason):
-    assert fetcher(tmp_path)(url) == (None, reason)
+    assert fetcher(tmp_path, shared_local_files=True)(url) == (None, reason)
 
 
 def test_symlink_out_of_media_is_refused(media, tmp_path):

@@ -21,6 +21,7 @@ from xml.etree import ElementTree
 import pytest
 from PIL import Image
 
+from exports.converters.images import FOREIGN_FILE
 from exports.converters.registry import ConversionContext, ConversionError, get_format
 from exports.converters.source import ListSource
 from exports.converters.ziparchive import Archive
@@ -719,16 +720,17 @@ def test_yolo_with_images_pairs_each_image_with_its_label_file(fmt, tmp_path):
 
 
 def test_with_images_uses_the_settings_fetcher_by_default(settings, tmp_path):
-    """Without `context.fetch_image` the stored upload is read from DATA_DIR/media and other hosts are refused."""
+    """Without `context.fetch_image` the settings' hosts apply, and no upload is read: no organization is known."""
     settings.DATA_DIR = tmp_path / "data"
     settings.EXPORT_IMAGE_HOSTS = []
     stored = tmp_path / "data" / "media" / "upload" / "3"
     stored.mkdir(parents=True)
     (stored / "photo.png").write_bytes(png(3, 2))
     output = unzip(convert_list(RECT_CONFIG, WITH_IMAGES_TASKS, "COCO_WITH_IMAGES", tmp_path))
-    assert output.files["images/photo.png"] == png(3, 2)
+    assert "images/photo.png" not in output.files
     reasons = {r["task_id"]: r["reason"] for r in json.loads(output.files["images_not_included.json"])}
-    assert set(reasons) == {1, 3, 4}
+    assert set(reasons) == {1, 2, 3, 4}
+    assert reasons[2] == FOREIGN_FILE
     assert reasons[3] == "the host elsewhere.example is not listed in EXPORT_IMAGE_HOSTS"
 
 
