@@ -7,6 +7,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from config.logs import logging_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -51,6 +53,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so every log record of a request carries its id (and the access line times the whole request).
+    "config.logs.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "config.api.middleware.EitherSlashMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -217,7 +221,7 @@ REST_FRAMEWORK = {
         # Token first: its authenticate_header makes unauthenticated requests answer 401, not 403.
         "users.authentication.TokenAuthentication",
         "users.authentication.BearerAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
+        "users.authentication.SessionAuthentication",
     ]
     if not LABEL_STUDIO_ATTACHED
     # Attach mode: Label Studio's callers (its session cookie, legacy token, personal access tokens), and only those.
@@ -334,10 +338,7 @@ EXPORT_MAX_MASK_PIXELS = int(os.environ.get("EXPORT_MAX_MASK_PIXELS", "100000000
 EXPORT_INLINE_CONVERSIONS = max(1, int(os.environ.get("EXPORT_INLINE_CONVERSIONS", "2")))
 EXPORT_INLINE_WAIT_SECONDS = float(os.environ.get("EXPORT_INLINE_WAIT_SECONDS", "30"))
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.request": {"level": "ERROR"}},
-}
+# LOG_FORMAT=json writes every log line as one JSON object (time, level, logger, message, request_id, user_id,
+# job_id, exception) plus one access line per request; "text" (the default) writes plain messages.
+LOG_FORMAT = os.environ.get("LOG_FORMAT") or "text"
+LOGGING = logging_config(LOG_FORMAT, level=os.environ.get("LOG_LEVEL", "INFO"))

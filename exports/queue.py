@@ -18,6 +18,8 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, transaction
 
+from config.logs import in_job_context
+
 logger = logging.getLogger(__name__)
 
 Job = Callable[..., None]
@@ -76,6 +78,7 @@ def send_to_celery(job: Job, *args: Any) -> None:
 def submit(job: Job, *args: Any) -> None:
     """Run `job(*args)` in the background now (the caller has already committed). Raises when the broker
     cannot be reached."""
+    job = in_job_context(job)  # the job's log records carry its job id (config.logs), in whichever thread it runs
     kind = backend()
     if kind == "sync":
         job(*args)

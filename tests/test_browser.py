@@ -1,5 +1,6 @@
-"""Swagger UI in headless Chromium: `/docs/api/` loads only the service's own files and can call
-`GET /api/projects/` with an API token ("Authorize", "Try it out", "Execute").
+"""Headless Chromium: Swagger UI at `/docs/api/` loads only the service's own files and can call
+`GET /api/projects/` with an API token ("Authorize", "Try it out", "Execute"); an operator logs into the Django
+admin, filters the snapshots by status, opens a failed one and retries it with the admin action.
 
 Needs Debian's `chromium` and `chromium-driver` (/usr/bin/chromium, /usr/bin/chromedriver) and the `selenium`
 package. Without them the test is skipped, unless REQUIRE_BROWSER=1 (set by CI), which makes it fail instead.
@@ -11,9 +12,12 @@ import shutil
 from urllib.parse import urlsplit
 
 import pytest
+from django.urls import reverse
 from rest_framework.authtoken.models import Token
 
-from tests.factories import make_project
+from exports import jobs
+from exports.models import Export, Status
+from tests.factories import fill_project, make_project, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -118,3 +122,59 @@ def test_swagger_ui_loads_own_assets_and_calls_projects_list_with_a_token(browse
     assert page["count"] == 1
     calls = browser.execute_script("return performance.getEntriesByType('resource').map(entry => entry.name)")
     assert any(urlsplit(url).path == "/api/projects/" for url in calls), calls
+
+
+def test_admin_operator_filters_opens_and_retries_a_failed_snapshot(browser, live_server, org, user):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    make_user(email="root@example.com", username="root", organization=org, is_staff=True, is_superuser=True)
+    project = make_project(user=user, title="Cars")
+    fill_project(project, user=user, count=2)
+    jobs.run_export(Export.objects.create(project=project, created_by=user, title="nightly").pk)
+    failed = Export.objects.create(project=project, created_by=user, title="broken")
+    assert Export.objects.transition(failed.pk, Status.FAILED, reason="RuntimeError: disk on fire")
+    wait = WebDriverWait(browser, WAIT_SECONDS)
+
+    def page_text() -> str:
+        return browser.find_element(By.TAG_NAME, "body").text
+
+    def rows() -> list:
+        return browser.find_elements(By.CSS_SELECTOR, "#result_list tbody tr")
+
+    browser.get(f"{live_server.url}/admin/")
+    wait.until(expected_conditions.presence_of_element_located((By.ID, "id_username"))).send_keys("root")
+    browser.find_element(By.ID, "id_password").send_keys("pw-123456")
+    browser.find_element(By.CSS_SELECTOR, "#login-form [type=submit]").click()
+
+    click(wait, f"a[href='{reverse('admin:exports_export_changelist')}']")
+    wait.until(expected_conditions.presence_of_element_located((By.ID, "result_list")))
+    assert len(rows()) == 2
+
+    click(wait, "#changelist-filter a[href*='status__exact=failed']")
+    wait.until(lambda driver: "status__exact=failed" in driver.current_url and len(rows()) == 1)
+    assert "RuntimeError: disk on fire" in rows()[0].text
+    listed = browser.current_url
+
+    click(wait, "#result_list tbody tr th.field-id a")  # the failed snapshot's own page
+    wait.until(expected_conditions.url_contains(reverse("admin:exports_export_change", args=[failed.pk])))
+    assert "RuntimeError: disk on fire" in page_text()
+    assert "broken" in page_text()
+
+    browser.get(listed)
+    click(wait, f"#result_list input.action-select[value='{failed.pk}']")
+    Select(browser.find_element(By.NAME, "action")).select_by_value("retry_failed")
+    browser.find_element(By.CSS_SELECTOR, ".actions button[name=index]").click()
+    success = wait.until(expected_conditions.visibility_of_element_located((By.CSS_SELECTOR, ".messagelist .success")))
+
+    retried = Export.objects.exclude(title="nightly").exclude(pk=failed.pk).get()
+    assert success.text == f"Retried 1: #{retried.pk}."
+    assert retried.status == Status.COMPLETED  # its job ran when the action's transaction committed
+    assert Export.objects.get(pk=failed.pk).status == Status.FAILED
+
+    # Every status again: the new snapshot is listed as completed beside the failed one.
+    click(wait, "#changelist-filter a[href='?']")
+    wait.until(lambda driver: len(rows()) == 3)
+    [new_row] = [row for row in rows() if row.find_element(By.CSS_SELECTOR, "th.field-id").text == str(retried.pk)]
+    assert "completed" in new_row.text.lower()

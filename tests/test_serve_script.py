@@ -1,9 +1,11 @@
 """`scripts/serve.sh` for real: it installs into the existing .venv, migrates, prints the demo user's token and
 serves with gunicorn; the API, Swagger UI with its static assets and the embedded job pool work there, and what it
-keeps in DATA_DIR is readable by its owner only."""
+keeps in DATA_DIR is readable by its owner only. Malformed HTTP gets gunicorn's short error, never a page of
+Django's development server, and with LOG_FORMAT=json every line the server writes is JSON."""
 
 import contextlib
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -41,6 +43,7 @@ ENV_DROPPED = (
     "HOST",
     "JOBS_",
     "LABEL_STUDIO_",
+    "LOG_",
     "PORT",
     "SECRET_KEY",
     "WEB_",
@@ -64,10 +67,11 @@ def free_port() -> int:
 class Served:
     """The script's process (its own process group) and everything it printed so far."""
 
-    def __init__(self, data_dir: Path, port: int):
+    def __init__(self, data_dir: Path, port: int, **settings: str):
         env = {key: value for key, value in os.environ.items() if not key.startswith(ENV_DROPPED)}
-        env.update(DATA_DIR=str(data_dir), PORT=str(port), WEB_WORKERS=str(WORKERS), WEB_THREADS="2")
+        env.update(DATA_DIR=str(data_dir), PORT=str(port), WEB_WORKERS=str(WORKERS), WEB_THREADS="2", **settings)
         self.data_dir = data_dir
+        self.port = port
         self.base = f"http://127.0.0.1:{port}"
         self.lines: list[str] = []
         self.token_seen = threading.Event()
@@ -233,3 +237,83 @@ def test_serve_script_runs_gunicorn_with_jobs_docs_and_private_files(served):
 
     # The access log goes to stdout (merged here with stderr).
     assert any("GET /api/projects/" in line for line in served.lines), served.output()
+
+
+# Raw requests gunicorn refuses itself, and the status it answers each with.
+MALFORMED = {
+    "bad request line": (b"GARBAGE\r\n\r\n", 400),
+    "markup as request line": (b"<script>alert(1)</script>\r\n\r\n", 400),
+    "100 KB header line": (
+        b"GET /api/projects/ HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n",
+        431,
+    ),
+    "too many header fields": (
+        b"GET /api/projects/ HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        + b"".join(b"X-%d: a\r\n" % i for i in range(150))
+        + b"\r\n",
+        431,
+    ),
+    "request line over 4094 bytes": (b"GET /" + b"a" * 10_000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 414),
+    "Content-Length not a number": (
+        b"POST /api/projects/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: abc\r\n\r\n",
+        400,
+    ),
+    "negative Content-Length": (b"POST /api/projects/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: -5\r\n\r\n", 400),
+    "two Content-Lengths": (
+        b"POST /api/projects/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+        400,
+    ),
+}
+
+
+def raw_exchange(port: int, request: bytes) -> bytes:
+    """Send `request` as is and read the answer until the server closes the connection."""
+    answer = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # refused before it was all sent
+            sock.sendall(request)
+        with contextlib.suppress(ConnectionResetError):  # closed with the rest of the request unread
+            while chunk := sock.recv(65536):
+                answer += chunk
+    return answer
+
+
+@pytest.fixture
+def served_json(tmp_path):
+    server = Served(tmp_path / "data", free_port(), LOG_FORMAT="json")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_malformed_http_gets_gunicorns_short_error_and_every_log_line_is_json(served_json):
+    served = served_json
+    served.token()
+    served.wait_listening()
+
+    for case, (request, status) in MALFORMED.items():
+        answer = raw_exchange(served.port, request)
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.split(b"\r\n")[0].startswith(b"HTTP/1.1 %d " % status), (case, answer[:300])
+        # gunicorn's own fixed page: short, the input escaped, nothing of Django's development server
+        # (whose pages come from `Server: WSGIServer` and say "Error code explanation").
+        assert len(answer) < 1024, case
+        assert b"WSGIServer" not in head, case
+        assert b"Error code explanation" not in body, case
+        assert b"<script>" not in answer, case
+
+    # The server still answers, and with LOG_FORMAT=json writes only JSON lines: gunicorn's, and the service's
+    # access lines with the request id.
+    health = requests.get(f"{served.base}/health", headers={"X-Request-ID": "probe-1"}, timeout=30)
+    assert health.status_code == 200
+    assert health.headers["X-Request-ID"] == "probe-1"
+    deadline = time.monotonic() + 30
+    while not any('"probe-1"' in line for line in served.lines) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    started = next(i for i, line in enumerate(served.lines) if line.startswith("Serving on"))
+    records = [json.loads(line) for line in served.lines[started + 1 :]]
+    assert {"time", "level", "logger", "message"} <= set(records[0])
+    assert any(r["logger"] == "gunicorn.error" and r["message"].startswith("Invalid request") for r in records)
+    [access] = [r for r in records if r["logger"] == "access" and r.get("request_id") == "probe-1"]
+    assert (access["method"], access["path"], access["status"]) == ("GET", "/health", 200)

@@ -1,6 +1,7 @@
 """Request authentication: `Token <key>` (legacy API token) and `Bearer <access token>` (personal access tokens).
 
 Both run on every request, so each reads the user row with one precompiled SQL statement instead of the ORM.
+Every scheme here puts the user it accepts on the request's log records (`config.logs.set_user`).
 """
 
 from typing import cast
@@ -12,6 +13,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
+from config.logs import set_user
 from users import labelstudio
 from users.models import OrganizationMember, User
 from users.tokens import PERSONAL_TOKEN_CLAIM, AccessToken, token_user_id
@@ -84,6 +86,7 @@ class TokenAuthentication(authentication.TokenAuthentication):
             raise exceptions.AuthenticationFailed(_("Invalid token."))
         if not user.is_active:
             raise exceptions.AuthenticationFailed(_("User inactive or deleted."))
+        set_user(user)
         return user, Token(key=key, user=user)
 
 
@@ -114,10 +117,21 @@ class BearerAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed(_("Access token is revoked or its user no longer exists."))
         if not user.is_active:
             raise exceptions.AuthenticationFailed(_("User inactive or deleted."))
+        set_user(user)
         return user, token
 
     def authenticate_header(self, request):
         return BEARER_CHALLENGE
+
+
+class SessionAuthentication(authentication.SessionAuthentication):
+    """DRF's session scheme (browsable API), with the user on the request's log records."""
+
+    def authenticate(self, request):
+        accepted = super().authenticate(request)
+        if accepted is not None:
+            set_user(accepted[0])
+        return accepted
 
 
 class LabelStudioAuthentication(authentication.BaseAuthentication):
@@ -138,6 +152,7 @@ class LabelStudioAuthentication(authentication.BaseAuthentication):
         writes = request.method not in ("GET", "HEAD", "OPTIONS")
         if credentials.is_session and writes and not labelstudio.csrf_matches(request._request):
             raise exceptions.PermissionDenied("CSRF token missing or incorrect.")
+        set_user(user)
         return user, None
 
     def authenticate_header(self, request):
