@@ -1,20 +1,21 @@
 """Task import below the service: check tasks from any source and write them in bulk as rows.
 
-`prepare_tasks` checks every task and encodes its JSON without writing; `write_tasks` inserts the tasks with their
-annotations, predictions and drafts, inside the caller's transaction. Reading requests and files is
-`projects.uploads`.
+Sources are read once, as the import goes: `prepare_tasks` sets up the checks and `write_tasks` pulls checked tasks
+in batches (`BATCH_TASKS` tasks or `BATCH_BYTES` of encoded JSON, whichever comes first) and inserts each batch
+with its annotations, predictions and drafts inside the caller's transaction, so memory holds one batch whatever
+the size of the import. Reading requests and files is `projects.uploads`.
 """
 
 import math
 import re
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from django.db import connection, models
+from django.db import DataError, connection, models
 from django.db.models import Max
 from django.utils.dateparse import parse_datetime
 
@@ -68,20 +69,29 @@ PREDICTION_FIELDS = (
 )
 DRAFT_FIELDS = ("task", "result", "lead_time", "user", "was_postponed", "created_at", "updated_at")
 
+# A batch ends at this many tasks or this many bytes of encoded JSON, whichever comes first.
+BATCH_TASKS = 2000
+BATCH_BYTES = 8 * 1024 * 1024
+
 
 @dataclass
 class TaskSource:
-    """Raw task items from one place (the request body or one uploaded file) and how to point at each."""
+    """Raw task items from one place (the request body or one uploaded file), each with its number (index, line
+    or row) there, and how to point at one. `items` may be read only once; reading it may raise the source's own
+    error (unreadable JSON, a bad CSV row) partway."""
 
-    items: list[Any]
+    items: Iterable[tuple[int, Any]]
     file_name: str | None = None
     unit: str = "item"
-    numbers: list[int] | None = None  # each item's line or row in the file, where that is not its index
 
-    def where(self, index: int) -> str:
-        number = index if self.numbers is None else self.numbers[index]
+    @classmethod
+    def of(cls, payload: Any) -> "TaskSource":
+        """The tasks of an already parsed payload: a list of tasks, or one task."""
+        return cls(enumerate(payload if isinstance(payload, list) else [payload]))
+
+    def where(self, number: int) -> str:
         if self.file_name is None:
-            return f"Error at item {number}"
+            return f"Error at {self.unit} {number}"
         return f"{self.file_name} {self.unit} {number}"
 
 
@@ -103,6 +113,7 @@ class PreparedTask:
     drafts: list[tuple]  # (result, lead_time)
     source: int  # index of the source the task came from
     done: int  # annotations that were not cancelled
+    size: int  # bytes of encoded JSON, to bound a batch
 
     @property
     def cancelled(self) -> int:
@@ -111,31 +122,63 @@ class PreparedTask:
 
 @dataclass
 class PreparedImport:
-    tasks: list[PreparedTask] = field(default_factory=list)
+    """An import's sources with the checks to apply, and totals over the tasks checked so far (all of them once
+    `batches()` is exhausted)."""
+
+    sources: Sequence[TaskSource]
+    required_keys: set[str]
+    task_count: int = 0
     data_keys: set[str] = field(default_factory=set)
     annotation_count: int = 0
     prediction_count: int = 0
     model_version: str = ""  # the last one named by an imported prediction
 
+    def batches(self) -> Iterator[list[PreparedTask]]:
+        """Checked tasks of every source in order, a batch at a time; reads the sources, so it runs once.
+
+        The first problem rejects the import (ImportRejected naming the task). Before that, the rest of the
+        sources is still read: one that cannot be read is reported instead, as when every source was parsed
+        before any task was checked.
+        """
+        batch: list[PreparedTask] = []
+        size = 0
+        for position, source in enumerate(self.sources):
+            items = iter(source.items)
+            for number, item in items:
+                try:
+                    task = _prepare_task(item, self.required_keys, position)
+                except TaskProblem as exc:
+                    _read_rest(items, self.sources[position + 1 :])
+                    raise ImportRejected(f"{source.where(number)}: {exc}") from exc
+                self.task_count += 1
+                self.data_keys.update(item.get("data", item))
+                self.annotation_count += len(task.annotations)
+                self.prediction_count += len(task.predictions)
+                for prediction in task.predictions:
+                    self.model_version = prediction[2] or self.model_version
+                batch.append(task)
+                size += task.size
+                if len(batch) >= BATCH_TASKS or size >= BATCH_BYTES:
+                    yield batch
+                    batch, size = [], 0
+        if batch:
+            yield batch
+        if not self.task_count:
+            raise ImportRejected("load_tasks: No tasks added")
+
 
 def prepare_tasks(sources: Sequence[TaskSource], *, required_keys: set[str]) -> PreparedImport:
-    """Check every task of every source and encode its JSON; the first problem rejects the whole import."""
-    prepared = PreparedImport()
-    for position, source in enumerate(sources):
-        for index, item in enumerate(source.items):
-            try:
-                task = _prepare_task(item, required_keys, position)
-            except TaskProblem as exc:
-                raise ImportRejected(f"{source.where(index)}: {exc}") from exc
-            prepared.tasks.append(task)
-            prepared.data_keys.update(item.get("data", item))
-            prepared.annotation_count += len(task.annotations)
-            prepared.prediction_count += len(task.predictions)
-            for prediction in task.predictions:
-                prepared.model_version = prediction[2] or prepared.model_version
-    if not prepared.tasks:
-        raise ImportRejected("load_tasks: No tasks added")
-    return prepared
+    """Set up the checks of every task of every source; they run as `write_tasks` reads the batches."""
+    return PreparedImport(sources=sources, required_keys=required_keys)
+
+
+def _read_rest(items: Iterator[tuple[int, Any]], sources: Sequence[TaskSource]) -> None:
+    """Read what is left of the current source and every later one, only for the errors reading raises."""
+    for _ in items:
+        pass
+    for source in sources:
+        for _ in source.items:
+            pass
 
 
 def _prepare_task(item: Any, required_keys: set[str], source: int) -> PreparedTask:
@@ -152,14 +195,23 @@ def _prepare_task(item: Any, required_keys: set[str], source: int) -> PreparedTa
     if meta and not isinstance(meta, dict):
         raise TaskProblem('"meta" must be a JSON object')
     annotations = _entries(task, "annotations", _annotation)
+    encoded_data = _dumps(data)
+    encoded_meta = _dumps(meta) if meta else "{}"
+    predictions = _entries(task, "predictions", _prediction)
+    drafts = _entries(task, "drafts", _draft)
+    size = len(encoded_data) + len(encoded_meta)
+    for entries in (annotations, predictions, drafts):
+        for entry in entries:
+            size += len(entry[0])
     return PreparedTask(
-        data=_dumps(data),
-        meta=_dumps(meta) if meta else "{}",
+        data=encoded_data,
+        meta=encoded_meta,
         annotations=annotations,
-        predictions=_entries(task, "predictions", _prediction),
-        drafts=_entries(task, "drafts", _draft),
+        predictions=predictions,
+        drafts=drafts,
         source=source,
         done=sum(1 for annotation in annotations if not annotation[1]),
+        size=size,
     )
 
 
@@ -312,89 +364,147 @@ def write_tasks(
     labeled_at: int,
     file_uploads: Sequence[str | None],
 ) -> list[int]:
-    """Insert the tasks with their annotations, predictions and drafts; returns the task ids in import order.
+    """Insert the tasks with their annotations, predictions and drafts, batch by batch as `prepared` reads its
+    sources; returns the task ids in import order.
 
     Tasks are numbered (`inner_id`) after the project's last one and their ids are read back in that order, so
     the caller must hold the project: no other import may add tasks to it meanwhile. A task is labeled once
     `labeled_at` of its annotations are not cancelled. `file_uploads[source]` names the file a task came from.
+
+    A value the database refuses (DataError) stops the writing but not the reading: an unreadable source or a
+    task that fails its checks later on is reported instead, as when every task was checked before the first
+    was written. The caller's transaction must then be rolled back.
     """
     last = Task.objects.filter(project_id=project_id).aggregate(id=Max("id"), inner_id=Max("inner_id"))
-    first_inner_id = (last["inner_id"] or 0) + 1
-    now = connection.ops.adapt_datetimefield_value(datetime.now(UTC))
-    tasks = prepared.tasks
-    insert_rows(
-        Task,
-        TASK_FIELDS,
-        (
-            (
-                project_id,
-                task.data,
-                task.meta,
-                first_inner_id + offset,
-                now,
-                now,
-                task.done >= labeled_at,
-                True,
-                task.done,
-                task.cancelled,
-                len(task.predictions),
-                file_uploads[task.source],
-            )
-            for offset, task in enumerate(tasks)
-        ),
+    writer = _BatchWriter(
+        project_id=project_id,
+        user_id=user_id,
+        labeled_at=labeled_at,
+        file_uploads=file_uploads,
+        last_id=last["id"] or 0,
+        next_inner_id=(last["inner_id"] or 0) + 1,
     )
-    # The new rows are the project's tasks after its last id (the (project, id) index finds them), in inner_id order.
-    ids = list(
-        Task.objects.filter(project_id=project_id, id__gt=last["id"] or 0)
-        .order_by("inner_id")
-        .values_list("id", flat=True)
-    )
-    if len(ids) != len(tasks):
-        raise RuntimeError(f"expected {len(tasks)} new tasks in project {project_id}, found {len(ids)}")
-
-    adapt_datetime = connection.ops.adapt_datetimefield_value
-    native_uuid = connection.features.has_native_uuid_field
-    insert_rows(
-        Annotation,
-        ANNOTATION_FIELDS,
-        (
-            (
-                task_id,
-                result,
-                cancelled,
-                ground_truth,
-                lead_time,
-                adapt_datetime(draft_created_at) if draft_created_at else None,
-                last_action,
-                project_id,
-                user_id,
-                now,
-                now,
-                "{}",
-                0,
-                str(uuid.uuid4()) if native_uuid else uuid.uuid4().hex,
-                True,
-            )
-            for task_id, task in zip(ids, tasks, strict=True)
-            for result, cancelled, ground_truth, lead_time, draft_created_at, last_action in task.annotations
-        ),
-    )
-    insert_rows(
-        Prediction,
-        PREDICTION_FIELDS,
-        (
-            (task_id, result, score, model_version, project_id, 0.0, now, now)
-            for task_id, task in zip(ids, tasks, strict=True)
-            for result, score, model_version in task.predictions
-        ),
-    )
-    insert_rows(
-        AnnotationDraft,
-        DRAFT_FIELDS,
-        (
-            (task_id, result, lead_time, user_id, False, now, now)
-            for task_id, task in zip(ids, tasks, strict=True)
-            for result, lead_time in task.drafts
-        ),
-    )
+    ids: list[int] = []
+    refused: DataError | None = None
+    for batch in prepared.batches():
+        if refused is not None:
+            continue  # only checking from here on
+        try:
+            ids += writer.write(batch)
+        except DataError as exc:
+            refused = exc
+    if refused is not None:
+        raise refused
     return ids
+
+
+class _BatchWriter:
+    """Inserts one batch of prepared tasks after another into a project; inner ids continue from batch to batch.
+    Five statements per batch: the tasks, their ids read back, then annotations, predictions and drafts."""
+
+    def __init__(
+        self,
+        *,
+        project_id: int,
+        user_id: int | None,
+        labeled_at: int,
+        file_uploads: Sequence[str | None],
+        last_id: int,
+        next_inner_id: int,
+    ):
+        self.project_id = project_id
+        self.user_id = user_id
+        self.labeled_at = labeled_at
+        self.file_uploads = file_uploads
+        self.last_id = last_id
+        self.next_inner_id = next_inner_id
+        self.now = connection.ops.adapt_datetimefield_value(datetime.now(UTC))
+
+    def write(self, tasks: list[PreparedTask]) -> list[int]:
+        project_id, user_id, now, labeled_at, file_uploads = (
+            self.project_id,
+            self.user_id,
+            self.now,
+            self.labeled_at,
+            self.file_uploads,
+        )
+        first_inner_id = self.next_inner_id
+        insert_rows(
+            Task,
+            TASK_FIELDS,
+            (
+                (
+                    project_id,
+                    task.data,
+                    task.meta,
+                    first_inner_id + offset,
+                    now,
+                    now,
+                    task.done >= labeled_at,
+                    True,
+                    task.done,
+                    task.cancelled,
+                    len(task.predictions),
+                    file_uploads[task.source],
+                )
+                for offset, task in enumerate(tasks)
+            ),
+        )
+        # The new rows are the project's tasks after its last id (the (project, id) index finds them), in inner_id
+        # order.
+        ids = list(
+            Task.objects.filter(project_id=project_id, id__gt=self.last_id)
+            .order_by("inner_id")
+            .values_list("id", flat=True)
+        )
+        if len(ids) != len(tasks):
+            raise RuntimeError(f"expected {len(tasks)} new tasks in project {project_id}, found {len(ids)}")
+        self.last_id = ids[-1]
+        self.next_inner_id += len(tasks)
+
+        adapt_datetime = connection.ops.adapt_datetimefield_value
+        native_uuid = connection.features.has_native_uuid_field
+        insert_rows(
+            Annotation,
+            ANNOTATION_FIELDS,
+            (
+                (
+                    task_id,
+                    result,
+                    cancelled,
+                    ground_truth,
+                    lead_time,
+                    adapt_datetime(draft_created_at) if draft_created_at else None,
+                    last_action,
+                    project_id,
+                    user_id,
+                    now,
+                    now,
+                    "{}",
+                    0,
+                    str(uuid.uuid4()) if native_uuid else uuid.uuid4().hex,
+                    True,
+                )
+                for task_id, task in zip(ids, tasks, strict=True)
+                for result, cancelled, ground_truth, lead_time, draft_created_at, last_action in task.annotations
+            ),
+        )
+        insert_rows(
+            Prediction,
+            PREDICTION_FIELDS,
+            (
+                (task_id, result, score, model_version, project_id, 0.0, now, now)
+                for task_id, task in zip(ids, tasks, strict=True)
+                for result, score, model_version in task.predictions
+            ),
+        )
+        insert_rows(
+            AnnotationDraft,
+            DRAFT_FIELDS,
+            (
+                (task_id, result, lead_time, user_id, False, now, now)
+                for task_id, task in zip(ids, tasks, strict=True)
+                for result, lead_time in task.drafts
+            ),
+        )
+        return ids

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from django.conf import settings
 from django.core.files.storage import FileSystemStorage
 from django.db import models
-from django.db.models import Case, Count, IntegerField, OuterRef, Q, Subquery, Value, When
+from django.db.models import Case, Count, Exists, IntegerField, OuterRef, Q, Subquery, Value, When
 from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Coalesce
 
@@ -251,6 +251,34 @@ class Task(models.Model):
 
     def __str__(self) -> str:
         return f"Task #{self.pk}"
+
+
+def finished_tasks(*, maximum_annotations: int, counted: Q | None = None) -> Q:
+    """The tasks Label Studio 1.23.2 marks finished (`is_labeled`): those on which at least `maximum_annotations`
+    distinct users completed annotations matching `counted` (all annotations when None).
+
+    `maximum_annotations` is the project's overlap, taken as it is: 0 or less finishes every task, even one without
+    annotations, and two annotations by the same user count once. Which annotations count depends on when Label
+    Studio decides: on import every one, skipped and ground truth alike, whatever the project's `skip_queue`; when
+    it counts again (a changed `maximum_annotations` or `skip_queue`) those of `counted_when_recounting`.
+    """
+    if maximum_annotations <= 0:
+        return Q(pk__isnull=False)  # every task, and its negation none (a bare Q() negates to every task too)
+    annotations = Annotation.objects.filter(counted or Q(), task=OuterRef("pk"), completed_by__isnull=False).order_by()
+    if maximum_annotations == 1:
+        return Q(Exists(annotations))
+    annotators = (
+        annotations.values("task")
+        .annotate(annotators=Count("completed_by", distinct=True))
+        .filter(annotators__gte=maximum_annotations)
+    )
+    return Q(Exists(annotators))
+
+
+def counted_when_recounting(skip_queue: str) -> Q:
+    """The annotations that finish a task when Label Studio counts again: all of them when skipped tasks are
+    ignored (IGNORE_SKIPPED), otherwise only those not skipped."""
+    return Q() if skip_queue == Project.SkipQueue.IGNORE_SKIPPED else Q(was_cancelled=False)
 
 
 class Annotation(models.Model):

@@ -10,13 +10,23 @@ from typing import Any
 
 from django.core.files.uploadedfile import UploadedFile
 from django.db import DataError, connection, transaction
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 
 from projects import imports, label_config
 from projects.copying import copy_project_data
 from projects.exceptions import ImportRejected, LabelConfigRejected, LabelConfigUnreadable
 from projects.imports import TaskSource
-from projects.models import MAX_ROW_ID, Annotation, AnnotationDraft, FileUpload, Prediction, Project, Task
+from projects.models import (
+    MAX_ROW_ID,
+    Annotation,
+    AnnotationDraft,
+    FileUpload,
+    Prediction,
+    Project,
+    Task,
+    counted_when_recounting,
+    finished_tasks,
+)
 from projects.selectors import project_used_tags
 from projects.uploads import TABLE_FORMATS, file_format, read_uploads, upload_name
 from users.models import Organization, User
@@ -95,9 +105,18 @@ def project_update(*, project: Project, **fields: Any) -> Project:
 
     A new config is refused (LabelConfigRejected on `label_config`) when it drops what annotations or drafts use;
     the project stays locked from that check to the save, so no import can add such labels in between.
+
+    As Label Studio, a new `maximum_annotations` decides again which tasks are finished, all of them, and a new
+    `skip_queue` those with an annotation that is not ground truth (with the project locked too).
     """
-    if "label_config" in fields and fields["label_config"] != project.label_config:
+    recount = {
+        name
+        for name in ("maximum_annotations", "skip_queue")
+        if name in fields and fields[name] != getattr(project, name)
+    }
+    if recount or ("label_config" in fields and fields["label_config"] != project.label_config):
         Project.objects.select_for_update().filter(pk=project.pk).values_list("pk").get()
+    if "label_config" in fields and fields["label_config"] != project.label_config:
         try:
             parsed = project_config_check(project=project, xml=fields["label_config"])
         except label_config.LabelConfigError as exc:
@@ -107,7 +126,22 @@ def project_update(*, project: Project, **fields: Any) -> Project:
     for name, value in fields.items():
         setattr(project, name, value)
     project.save()
+    if recount:
+        tasks = project.tasks.all()
+        if "maximum_annotations" not in recount:
+            tasks = tasks.filter(Exists(Annotation.objects.filter(task=OuterRef("pk"), ground_truth=False)))
+        finished = finished_tasks(
+            maximum_annotations=project.maximum_annotations, counted=counted_when_recounting(project.skip_queue)
+        )
+        tasks_refinish(tasks=tasks, finished=finished)
     return project
+
+
+def tasks_refinish(*, tasks: QuerySet[Task], finished: Q) -> int:
+    """Set `is_labeled` of `tasks` to whether they match `finished` (see `projects.models.finished_tasks`), writing
+    only the rows that change; returns how many changed."""
+    changed = tasks.filter(finished, is_labeled=False).update(is_labeled=True)
+    return changed + tasks.filter(~finished, is_labeled=True).update(is_labeled=False)
 
 
 def _delete_by_project(project_id: int) -> None:
@@ -205,25 +239,38 @@ def _store_upload(*, project: Project, user: User, upload: UploadedFile) -> File
 def tasks_import(
     *, project: Project, user: User, payload: Any = None, uploads: Sequence[UploadedFile] = ()
 ) -> ImportResult:
-    """Import tasks, with their annotations, predictions and drafts, from a JSON payload (a list of tasks or one
-    task) or from uploaded files. Everything is read and checked before anything is written, in one transaction;
-    uploaded files are kept (see `FileUpload`) and their tasks name them."""
+    """Import tasks, with their annotations, predictions and drafts, from a payload (a list of tasks, one task, or
+    a `TaskSource` that reads the request body) or from uploaded files. All or nothing, in one transaction: the
+    sources are read, checked and written in batches while the project is locked, and the first problem rolls
+    everything back. Uploaded files are kept (see `FileUpload`) and their tasks name them."""
     started = time.monotonic()
-    sources = read_uploads(uploads) if uploads else [TaskSource(payload if isinstance(payload, list) else [payload])]
+    if uploads:
+        sources = read_uploads(uploads)
+    else:
+        sources = [payload if isinstance(payload, TaskSource) else TaskSource.of(payload)]
     parsed = label_config.parse_label_config(project.label_config) if project.label_config else {}
     prepared = imports.prepare_tasks(sources, required_keys=label_config.data_keys(parsed))
 
     stored: list[FileUpload] = []
     try:
         with transaction.atomic():
-            Project.objects.select_for_update().filter(pk=project.pk).values_list("pk").get()  # one import at a time
+            # One import at a time; the overlap is read under the lock, as a settings change takes it too.
+            overlap = Project.objects.select_for_update().filter(pk=project.pk).values_list("maximum_annotations")
+            maximum_annotations = overlap.get()[0]
             stored = [_store_upload(project=project, user=user, upload=upload) for upload in uploads]
             task_ids = imports.write_tasks(
                 prepared,
                 project_id=project.pk,
                 user_id=user.pk,
-                labeled_at=max(project.maximum_annotations, 1),
+                labeled_at=max(maximum_annotations, 1),
                 file_uploads=[upload.file_name for upload in stored] or [None],
+            )
+            # Label Studio's rule for imported tasks, where write_tasks counts annotations not skipped: every
+            # annotation counts, and one user's annotations count once (see finished_tasks). Only the tasks it
+            # judges otherwise are written again; the project is locked, so the new tasks are those from the first.
+            tasks_refinish(
+                tasks=Task.objects.filter(project_id=project.pk, pk__gte=min(task_ids)),
+                finished=finished_tasks(maximum_annotations=maximum_annotations),
             )
             if prepared.model_version and not project.model_version:
                 Project.objects.filter(pk=project.pk).update(model_version=prepared.model_version)

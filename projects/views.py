@@ -40,7 +40,7 @@ from projects.services import (
     project_update,
     tasks_import,
 )
-from projects.uploads import ImportJSONParser, limit_upload_size, paused_gc
+from projects.uploads import IMPORT_BODY_PARSERS, limit_upload_size, paused_gc
 from users.models import User
 from users.serializers import UserSimpleSerializer
 
@@ -218,7 +218,7 @@ def read_bool(params, name: str, default: bool = False) -> bool:
 
 
 class ProjectImportAPI(ProjectMixin, APIView):
-    parser_classes = [ImportJSONParser, MultiPartParser]
+    parser_classes = [*IMPORT_BODY_PARSERS, MultiPartParser]
 
     def initialize_request(self, request, *args, **kwargs):
         limit_upload_size(request)  # before anything (authentication included) reads a multipart body
@@ -229,7 +229,9 @@ class ProjectImportAPI(ProjectMixin, APIView):
         description=(
             "Import tasks (with their `annotations` and `predictions`) from a JSON list, or one task object. "
             "Files are accepted too, as `multipart/form-data` with one or more file fields (JSON, JSONL, CSV, "
-            "TSV); every import is all or nothing."
+            "TSV), and so are raw JSON Lines (`application/x-ndjson` or `application/jsonl`), CSV (`text/csv`) "
+            "and TSV (`text/tab-separated-values`) bodies. Bodies and files are read as the import goes, so their "
+            "size does not set the memory it takes; every import is all or nothing."
         ),
         # Only the JSON body is in the schema: openapi-python-client cannot dispatch between a JSON list and a
         # multipart body (it would test `isinstance(body, list[...])`), so listing both breaks the JSON import.

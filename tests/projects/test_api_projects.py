@@ -111,7 +111,7 @@ def test_counters(api_client, user):
     assert body["ground_truth_number"] == 1
     assert body["useful_annotation_number"] == 2
     assert body["num_tasks_with_annotations"] == 2
-    assert body["finished_task_number"] == 3
+    assert body["finished_task_number"] == 4  # the skipped one too, as Label Studio finishes imported tasks
     assert body["total_predictions_number"] == 4
     counts = api_client.get(COUNTS).json()
     assert counts["count"] == 1
@@ -266,7 +266,7 @@ def test_queue_values_are_the_callers(api_client, user, org):
     project = make_project(user=user)
     fill_project(project, user=user, count=3)  # labeled by alice
     fill_project(project, user=bob, count=2)  # labeled by bob
-    fill_project(project, user=user, count=1, cancelled=True)  # skipped by alice: not labeled
+    fill_project(project, user=user, count=1, cancelled=True)  # skipped by alice: labeled (imported)
     tasks_import(project=project, user=user, payload=[{"data": {"image": "new.jpg"}}])
 
     def queue(client) -> tuple[int, int]:
@@ -275,8 +275,8 @@ def test_queue_values_are_the_callers(api_client, user, org):
         assert (listed["queue_total"], listed["queue_done"]) == (body["queue_total"], body["queue_done"])
         return body["queue_total"], body["queue_done"]
 
-    assert queue(api_client) == (5, 4)  # 2 unlabeled + 3 of hers; she annotated 4 tasks (one skipped)
-    assert queue(client_for(bob)) == (4, 2)
+    assert queue(api_client) == (5, 4)  # 1 unlabeled + 4 of hers; she annotated 4 tasks (one skipped)
+    assert queue(client_for(bob)) == (3, 2)
     Project.objects.filter(pk=project.pk).update(skip_queue=Project.SkipQueue.REQUEUE_FOR_ME)
     assert queue(api_client) == (5, 3)  # her skipped task comes back to her, so it is not done
 

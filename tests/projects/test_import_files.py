@@ -135,7 +135,8 @@ def test_json_file_with_annotations_and_predictions_counts_and_exports_its_file_
         1,
         True,
     )
-    assert (second.total_annotations, second.cancelled_annotations, second.is_labeled) == (0, 1, False)
+    # a skipped annotation finishes an imported task, as in Label Studio (tests/projects/test_finished_rule.py)
+    assert (second.total_annotations, second.cancelled_annotations, second.is_labeled) == (0, 1, True)
     assert (third.total_annotations, third.total_predictions) == (0, 0)
     assert Annotation.objects.get(task=first).result == tasks[0]["annotations"][0]["result"]
     assert Prediction.objects.filter(project=project).count() == 2
