@@ -85,6 +85,12 @@ class KeepAliveSource(TaskSource):
             self.keep_alive()
             yield task
 
+    def encoded_tasks(self) -> Iterator[bytes]:
+        self.keep_alive(force=True)
+        for task in self.source.encoded_tasks():
+            self.keep_alive()
+            yield task
+
 
 def renew_interval() -> float:
     """How often a conversion renews its lease: several times per lease, so one slow stretch never loses it."""

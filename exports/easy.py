@@ -1,6 +1,6 @@
 """The easy export: a project's tasks as one file, built while the request waits.
 
-JSON and JSON_MIN are streamed batch by batch while they are built. Every other format is made the way a
+JSON, JSON_MIN and JSONL are streamed batch by batch while they are built. Every other format is made the way a
 snapshot's conversion is: the tasks go to a scratch snapshot file, the format's converter turns it into a
 scratch output file, and the response sends that file and removes it once sent. That build holds a slot of
 `converting.inline_conversion_slot` (EXPORT_INLINE_CONVERSIONS per process); the streamed formats take none, as
@@ -20,6 +20,7 @@ from exports import converting, storage
 from exports.converters.availability import label_config_of
 from exports.converters.json_min import JsonMinConverter
 from exports.converters.registry import FORMATS, Format, get_format
+from exports.jsonarray import COMPACT, JSON_LINES
 from exports.snapshot import SnapshotWriter
 from projects.models import Project
 from projects.selectors import organization_project_ids
@@ -34,7 +35,7 @@ __all__ = [
 ]
 
 EXPORT_TYPES = tuple(fmt.name for fmt in FORMATS)
-STREAMED_TYPES = ("JSON", "JSON_MIN")
+STREAMED_TYPES = ("JSON", "JSON_MIN", "JSONL")
 # Tasks read and encoded per step; only one step's tasks are held in memory.
 BATCH_SIZE = 1000
 
@@ -82,7 +83,8 @@ def easy_export_stream(
     interpolate_key_frames: bool = False,
     batch_size: int | None = None,
 ) -> Iterator[bytes]:
-    """The JSON or JSON_MIN file as chunks: `[` at once, then each batch of tasks (or records), then `]`.
+    """The JSON, JSON_MIN or JSONL file as chunks: `[` at once (JSONL has no opening), then each batch of tasks
+    (or records), then `]` (JSONL: the last line's line break).
 
     Nothing touches the database until the second chunk is asked for.
     """
@@ -96,7 +98,9 @@ def easy_export_stream(
         interpolate_key_frames=interpolate_key_frames,
         batch_size=batch_size,
     )
-    return writer.stream(_json_min_encoder(project) if export_type == "JSON_MIN" else None)
+    if export_type == "JSON_MIN":
+        return writer.stream(_json_min_encoder(project))
+    return writer.stream(layout=JSON_LINES if export_type == "JSONL" else COMPACT)
 
 
 def easy_export_converted(

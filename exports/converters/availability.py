@@ -6,7 +6,8 @@ to the parsed config that `projects.label_config.parse_label_config` returns (th
 `parsed_label_config`, the same dict Label Studio hands the SDK). Two differences, both where the SDK
 breaks rather than decides: a config it cannot handle (a KeyPointLabels without RectangleLabels on a
 non-image object makes it remove COCO twice and raise) still gets an answer here, and an unreadable
-config is treated as one without controls.
+config is treated as one without controls. JSONL, a format of the service's own, is enabled for every config, as
+JSON is.
 """
 
 from collections.abc import Iterable, Mapping
@@ -20,8 +21,8 @@ if TYPE_CHECKING:
 
 __all__ = ["enabled_format_names", "format_choices", "label_config_of"]
 
-# Formats any config can produce (the SDK never removes them).
-_ALWAYS = ("JSON", "JSON_MIN", "CSV", "TSV")
+# Formats any config can produce (the SDK never removes them; JSONL is the service's own).
+_ALWAYS = ("JSON", "JSON_MIN", "CSV", "TSV", "JSONL")
 _DOCLANG_CONTROLS = frozenset({"TextArea", "ReactCode", "CustomInterface"})
 _COCO_YOLO = ("COCO", "COCO_WITH_IMAGES", "YOLO", "YOLO_WITH_IMAGES")
 _YOLO_OBB = ("YOLO_OBB", "YOLO_OBB_WITH_IMAGES")

@@ -18,10 +18,8 @@ with the reason in `images_not_included.json`.
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import io
-import ipaddress
 import os
 import posixpath
 import socket
@@ -37,6 +35,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import orjson
 
 from exports.jsonarray import LINES, JsonArray
+from exports.outbound import PinnedHTTPConnection, PinnedHTTPSConnection, address_allowed, cut_off, normal_host
 
 __all__ = [
     "DEFAULT_MAX_IMAGE_BYTES",
@@ -82,7 +81,7 @@ def image_fetcher(
     `EXPORT_IMAGE_HOSTS` and `EXPORT_SHARED_LOCAL_FILES` from `settings` once, when called.
     """
     media_root = Path(settings.DATA_DIR) / "media"
-    hosts = frozenset(_normal_host(host) for host in getattr(settings, "EXPORT_IMAGE_HOSTS", ()) or ())
+    hosts = frozenset(normal_host(host) for host in getattr(settings, "EXPORT_IMAGE_HOSTS", ()) or ())
     owners = frozenset(project_ids)
     shared_local_files = bool(getattr(settings, "EXPORT_SHARED_LOCAL_FILES", False))
 
@@ -190,26 +189,6 @@ def _read_stored(path: Path, max_bytes: int) -> bytes:
     return data
 
 
-def _normal_host(host: str) -> str:
-    return host.strip().strip("[]").rstrip(".").lower()
-
-
-def address_allowed(address: str) -> bool:
-    """Whether a resolved address is public: not private, loopback, link-local, shared, multicast or reserved."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if ip.version == 6 and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return not (
-        ip.is_private
-        or ip.is_loopback
-        or ip.is_link_local
-        or ip.is_multicast
-        or ip.is_reserved
-        or ip.is_unspecified
-        or not ip.is_global
-    )
-
-
 def _public_addresses(host: str, port: int) -> list[str]:
     try:
         answers = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -224,29 +203,6 @@ def _public_addresses(host: str, port: int) -> list[str]:
     return addresses
 
 
-class _PinnedHTTPConnection(http.client.HTTPConnection):
-    """An HTTP connection to an address checked beforehand, whatever the host name resolves to later."""
-
-    def __init__(self, host: str, port: int, address: str, timeout: float):
-        super().__init__(host, port, timeout=timeout)
-        self._address = address
-
-    def connect(self) -> None:
-        self.sock = socket.create_connection((self._address, self.port), self.timeout)
-
-
-class _PinnedHTTPSConnection(http.client.HTTPSConnection):
-    def __init__(self, host: str, port: int, address: str, timeout: float):
-        context = ssl.create_default_context()
-        super().__init__(host, port, timeout=timeout, context=context)
-        self._address = address
-        self._ssl_context = context
-
-    def connect(self) -> None:
-        sock = socket.create_connection((self._address, self.port), self.timeout)
-        self.sock = self._ssl_context.wrap_socket(sock, server_hostname=self.host)
-
-
 def _download(url: str, hosts: Iterable[str], timeout: float, max_bytes: int) -> bytes:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
@@ -256,7 +212,7 @@ def _download(url: str, hosts: Iterable[str], timeout: float, max_bytes: int) ->
         raise _Refused("not an http(s) URL nor a file stored by the service")
     if parts.username is not None or parts.password is not None:
         raise _Refused("URLs with credentials are not fetched")
-    host = _normal_host(parts.hostname or "")
+    host = normal_host(parts.hostname or "")
     if not host or host not in hosts:
         raise _Refused(f"the host {host or '(none)'} is not listed in EXPORT_IMAGE_HOSTS")
     try:
@@ -264,7 +220,7 @@ def _download(url: str, hosts: Iterable[str], timeout: float, max_bytes: int) ->
     except ValueError:
         raise _Refused("the URL has an invalid port") from None
     address = _public_addresses(host, port)[0]
-    connection_class = _PinnedHTTPSConnection if scheme == "https" else _PinnedHTTPConnection
+    connection_class = PinnedHTTPSConnection if scheme == "https" else PinnedHTTPConnection
     connection = connection_class(host, port, address, timeout)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     deadline = time.monotonic() + timeout
@@ -272,7 +228,7 @@ def _download(url: str, hosts: Iterable[str], timeout: float, max_bytes: int) ->
     try:
         connection.connect()
         # A server that sends a byte now and then never trips the socket timeout: cut it off at the deadline.
-        watchdog = threading.Timer(timeout, _cut_off, (connection.sock,))
+        watchdog = threading.Timer(timeout, cut_off, (connection.sock,))
         watchdog.daemon = True
         watchdog.start()
         connection.request("GET", target, headers={"User-Agent": _USER_AGENT, "Accept": "image/*, */*;q=0.5"})
@@ -306,12 +262,6 @@ def _download(url: str, hosts: Iterable[str], timeout: float, max_bytes: int) ->
         if watchdog is not None:
             watchdog.cancel()
         connection.close()
-
-
-def _cut_off(sock: socket.socket | None) -> None:
-    if sock is not None:
-        with contextlib.suppress(OSError):  # already closed
-            sock.shutdown(socket.SHUT_RDWR)
 
 
 def image_size(data: bytes) -> tuple[int, int] | None:

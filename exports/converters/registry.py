@@ -213,6 +213,16 @@ FORMATS: tuple[Format, ...] = (
         ZIP,
         ("document", "doclang"),
     ),
+    # Beyond Label Studio: after its formats, so each of those keeps its place in the formats list.
+    Format(
+        "JSONL",
+        "JSON Lines",
+        "Every task exactly as the JSON format holds it, one task per line (JSON Lines), to read a task at a time.",
+        "exports.converters.passthrough:convert_jsonl",
+        "jsonl",
+        # The JSON Lines convention (jsonlines.org) that names the format and its .jsonl extension.
+        "application/jsonl",
+    ),
 )
 
 _BY_NAME = {fmt.name: fmt for fmt in FORMATS}

@@ -124,6 +124,9 @@ def _check_content(name: str, content: bytes) -> None:
             assert archive.namelist(), f"{name}: empty archive"
     elif fmt.extension == "json":
         assert isinstance(json.loads(content), list)
+    elif fmt.extension == "jsonl":
+        assert content.endswith(b"\n")
+        assert all(isinstance(json.loads(line), dict) for line in content.splitlines())
     elif fmt.extension in ("csv", "tsv"):
         rows = list(csv.reader(io.StringIO(content.decode()), delimiter="\t" if fmt.extension == "tsv" else ","))
         assert len(rows) >= 2, f"{name}: no rows"

@@ -10,6 +10,8 @@ from projects.label_config import parse_label_config
 from tests.factories import IMAGE_CONFIG, make_project
 
 NAMES = [fmt.name for fmt in FORMATS]
+# Formats of the service's own, enabled for every config and listed after Label Studio's.
+OURS = ["JSONL"]
 
 CONFIGS = {
     "image boxes and choices": IMAGE_CONFIG,
@@ -119,7 +121,7 @@ def formats_url(project) -> str:
 @pytest.mark.parametrize("config", CONFIGS.values(), ids=CONFIGS.keys())
 def test_enabled_formats_are_the_sdks(config):
     schema = parse_label_config(config)
-    assert enabled_format_names(schema) == sdk_supported(schema)
+    assert enabled_format_names(schema) == sdk_supported(schema) | set(OURS)
 
 
 @pytest.mark.parametrize("config", CONFIGS.values(), ids=CONFIGS.keys())
@@ -129,8 +131,17 @@ def test_formats_list_matches_label_studios(config):
     ours = [
         {"name": item["name"], "tags": item.get("tags"), **({"disabled": True} if item.get("disabled") else {})}
         for item in format_choices(schema)
+        if item["name"] not in OURS
     ]
     assert ours == label_studio_formats(schema)
+
+
+@pytest.mark.parametrize("config", CONFIGS.values(), ids=CONFIGS.keys())
+def test_jsonl_is_enabled_for_every_config_after_label_studios_enabled_formats(config):
+    names = [(item["name"], item.get("disabled", False)) for item in format_choices(parse_label_config(config))]
+    enabled = [name for name, disabled in names if not disabled]
+    assert enabled[-1] == "JSONL"
+    assert enabled[0] == "JSON"  # still Label Studio's default, the first entry
 
 
 def test_a_config_the_sdk_cannot_handle_still_gets_an_answer():
@@ -141,11 +152,11 @@ def test_a_config_the_sdk_cannot_handle_still_gets_an_answer():
     )
     with pytest.raises(ValueError, match="not in list"):
         sdk_supported(schema)
-    assert enabled_format_names(schema) == {"JSON", "JSON_MIN", "CSV", "TSV"}
+    assert enabled_format_names(schema) == {"JSON", "JSON_MIN", "CSV", "TSV", "JSONL"}
 
 
 def test_unreadable_config_counts_as_no_controls():
-    assert enabled_format_names({}) == {"JSON", "JSON_MIN", "CSV", "TSV"}
+    assert enabled_format_names({}) == {"JSON", "JSON_MIN", "CSV", "TSV", "JSONL"}
 
 
 @pytest.mark.django_db
@@ -156,8 +167,9 @@ class TestFormatsAPI:
         response = api_client.get(formats_url(project))
         assert response.status_code == 200
         body = response.json()
-        assert [item["name"] for item in body] == RECORDED_IMAGE_ORDER
+        assert [item["name"] for item in body if item["name"] not in OURS] == RECORDED_IMAGE_ORDER
         assert [item["name"] for item in body if item.get("disabled")] == RECORDED_IMAGE_ORDER[-6:]
+        assert [item["name"] for item in body].index("JSONL") == len(RECORDED_IMAGE_ORDER) - 6
         by_name = {item["name"]: item for item in body}
         assert set(by_name["JSON"]) == {"name", "title", "description"}
         assert set(by_name["COCO"]) == {"name", "title", "description", "tags"}
@@ -171,7 +183,7 @@ class TestFormatsAPI:
         body = api_client.get(formats_url(project)).json()
         enabled = [item["name"] for item in body if not item.get("disabled")]
         disabled = [item["name"] for item in body if item.get("disabled")]
-        assert enabled == ["JSON", "JSON_MIN", "CSV", "TSV", "CONLL2003"]
+        assert enabled == ["JSON", "JSON_MIN", "CSV", "TSV", "CONLL2003", "JSONL"]
         assert disabled == [name for name in NAMES if name not in enabled]
         assert [item["name"] for item in body] == enabled + disabled
 

@@ -1,10 +1,10 @@
-"""The one JSON array writer: both layouts, empty arrays, items added in pieces."""
+"""The one JSON array writer: every layout, empty arrays, items added in pieces, and JSON Lines."""
 
 import json
 
 import pytest
 
-from exports.jsonarray import COMPACT, LINES, JsonArray
+from exports.jsonarray import COMPACT, JSON_LINES, LINES, JsonArray
 
 
 def build(layout, batches):
@@ -33,3 +33,19 @@ def test_pieces_written_by_the_caller_join_as_items_do():
     parts = [first.add([b"1", b"2"]), second.add([b"3"]) + second.add([b"4"])]
     joined = JsonArray(LINES)
     assert joined.start() + b"".join(joined.prefix() + part for part in parts) + joined.end() == whole
+
+
+@pytest.mark.parametrize("batches", [[], [[]], [[b"1"]], [[b"1", b"2"], [], [b"3"]], [[b'{"a": [1]}'], [b"null"]]])
+def test_json_lines_put_each_item_on_a_line_ending_in_a_line_break(batches):
+    items = [json.loads(item) for batch in batches for item in batch]
+    content = build(JSON_LINES, batches)
+    assert [json.loads(line) for line in content.splitlines()] == items
+    assert content.count(b"\n") == len(items)
+    assert content.endswith(b"\n") or not items
+
+
+def test_json_lines_bytes():
+    assert build(JSON_LINES, [[b"1", b"2"], [b"3"]]) == b"1\n2\n3\n"
+    assert build(JSON_LINES, [[]]) == b""
+    array = JsonArray(JSON_LINES)
+    assert array.start() + array.prefix() + b"1" + array.prefix() + b"2" + array.end() == b"1\n2\n"

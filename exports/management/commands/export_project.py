@@ -3,8 +3,8 @@
 `manage.py export_project --project 3 --format CSV --output project-3.csv`
 
 As the easy export API, except that every task is exported by default (as a snapshot does);
-`--only-with-annotations` gives the API's default. JSON and JSON_MIN are streamed while they are built; every
-other format must be enabled for the project's label config and is converted first, then copied out. A progress
+`--only-with-annotations` gives the API's default. JSON, JSON_MIN and JSONL are streamed while they are built;
+every other format must be enabled for the project's label config and is converted first, then copied out. A progress
 bar of the bytes written goes to stderr when stderr is a terminal. A file given with `--output` is written beside
 its final name and moved into place only once complete, so a failed export leaves no partial file.
 """
@@ -50,7 +50,7 @@ def one_line(text: object) -> str:
 
 class Command(BaseCommand):
     help = (
-        "Write one export of a project to --output (stdout when missing or '-'): JSON and JSON_MIN as the easy "
+        "Write one export of a project to --output (stdout when missing or '-'): JSON, JSON_MIN and JSONL as the easy "
         "export streams them, any other format enabled for the project converted. Every task by default."
     )
 
@@ -88,7 +88,7 @@ class Command(BaseCommand):
             "--download-resources",
             action=argparse.BooleanOptionalAction,
             default=True,
-            help="Let converters that pack media files fetch them (default: yes; JSON and JSON_MIN ignore it).",
+            help="Let converters that pack media files fetch them (default: yes; the streamed formats ignore it).",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -96,7 +96,8 @@ class Command(BaseCommand):
         if project is None:
             raise CommandError(f"Project {options['project']} does not exist.")
         export_type: str = options["format"]
-        # JSON and JSON_MIN are streamed from the tables whatever the label config, as the API does.
+        # The streamed formats (JSON, JSON_MIN, JSONL) are made from the tables whatever the label config, as the API
+        # does.
         enabled = None if export_type in easy.STREAMED_TYPES else enabled_for(project)
         try:
             fmt = check_export_type(export_type, enabled=enabled)
