@@ -57,6 +57,15 @@ def parse_args() -> argparse.Namespace:
         "(processes: what Celery workers do)",
     )
     parser.add_argument("--snapshots-only", action="store_true", help="skip the import and GET measurements")
+    parser.add_argument(
+        "--incremental",
+        type=int,
+        nargs="+",
+        default=[],
+        metavar="CHANGED",
+        help="after the last snapshot, change CHANGED tasks and time a snapshot `since_export` it, once per value "
+        "(the changes are undone afterwards, so later runs read the same data)",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     return parser.parse_args()
 
@@ -180,7 +189,9 @@ def call(port: int, method: str, path: str, token: str, body=None, raw: bytes | 
     return response.status, data, dict(response.getheaders())
 
 
-def measure_snapshot(env: dict, port: int, token: str, project_id: int, tasks: int, parts: int = 1) -> dict:
+def measure_snapshot(
+    env: dict, port: int, token: str, project_id: int, tasks: int, parts: int = 1, body: dict | None = None
+) -> dict:
     if parts > 1:  # every snapshot split, by as many jobs as the in-process pool runs at once
         env = {**env, "EXPORT_PARTS": str(parts), "EXPORT_PARALLEL_MIN_TASKS": "0", "JOBS_THREADS": str(parts)}
     server = Server(env, port, workers=1)
@@ -189,9 +200,9 @@ def measure_snapshot(env: dict, port: int, token: str, project_id: int, tasks: i
         (worker,) = server.worker_pids()
         before = peak_rss_mb(worker)
         started = time.monotonic()
-        status, body, _ = call(port, "POST", f"/api/projects/{project_id}/exports/", token, {})
-        assert status == 201, body
-        export = json.loads(body)
+        status, answer, _ = call(port, "POST", f"/api/projects/{project_id}/exports/", token, body or {})
+        assert status == 201, answer
+        export = json.loads(answer)
         while export["status"] not in ("completed", "failed"):
             time.sleep(0.2)
             export = json.loads(call(port, "GET", f"/api/projects/{project_id}/exports/{export['id']}", token)[1])
@@ -212,6 +223,24 @@ def measure_snapshot(env: dict, port: int, token: str, project_id: int, tasks: i
         }
     finally:
         server.stop()
+
+
+def measure_incremental(env: dict, port: int, token: str, project, tasks: int, base_id: int, changed: int) -> dict:
+    """Change `changed` tasks spread over the project (their `meta`), time a snapshot `since_export` the base, then
+    put the tasks back as they were (a queryset update leaves `updated_at` alone, so the bytes come back too)."""
+    from projects.models import Task
+
+    ids = list(project.tasks.order_by("pk").values_list("pk", flat=True))
+    chosen = ids[:: max(1, len(ids) // changed)][:changed] if changed else []
+    before = dict(Task.objects.filter(pk__in=chosen).values_list("pk", "meta"))
+    Task.objects.filter(pk__in=chosen).update(meta={"bench_changed": True})
+    try:
+        figures = measure_snapshot(env, port, token, project.pk, tasks, body={"since_export": base_id})
+    finally:
+        for pk, meta in before.items():
+            Task.objects.filter(pk=pk).update(meta=meta)
+    assert figures["tasks"] == len(chosen), figures
+    return {"changed": len(chosen), **figures}
 
 
 PART_WORKER = """
@@ -283,12 +312,11 @@ def measure_snapshot_processes(env: dict, project_id: int, tasks: int, parts: in
     }
 
 
-def measure_import(env: dict, port: int, token: str, user, count: int) -> dict:
+def import_body(count: int) -> bytes:
+    """The JSON body of the import benchmarks: `count` tasks, each with one annotation (three rectangles and a
+    choice) and one prediction, as the filled projects hold."""
     import generate
 
-    from projects.models import Project
-
-    project = Project.objects.create(organization=user.active_organization, created_by=user, title="bench-import")
     payload = [
         {
             "data": {"image": f"https://example.com/img/{i}.jpg"},
@@ -297,7 +325,14 @@ def measure_import(env: dict, port: int, token: str, user, count: int) -> dict:
         }
         for i in range(count)
     ]
-    raw = json.dumps(payload).encode()
+    return json.dumps(payload).encode()
+
+
+def measure_import(env: dict, port: int, token: str, user, count: int) -> dict:
+    from projects.models import Project
+
+    project = Project.objects.create(organization=user.active_organization, created_by=user, title="bench-import")
+    raw = import_body(count)
     server = Server(env, port, workers=1)
     try:
         started = time.monotonic()
@@ -442,6 +477,13 @@ def main() -> None:
             print(f"  {figures}", flush=True)
             results["snapshots"].append(figures)
             last = (project.pk, figures["export_id"])
+    if args.incremental and last:
+        results["incremental"] = []
+        for changed in args.incremental:
+            print(f"incremental snapshot, {changed} of {count} tasks changed", flush=True)
+            figures = measure_incremental(env, args.port, token, project, count, last[1], changed)
+            print(f"  {figures}", flush=True)
+            results["incremental"].append(figures)
     if args.snapshots_only:
         if args.json:
             args.json.write_text(json.dumps(results, indent=2))

@@ -338,6 +338,15 @@ EXPORT_MAX_MASK_PIXELS = int(os.environ.get("EXPORT_MAX_MASK_PIXELS", "100000000
 EXPORT_INLINE_CONVERSIONS = max(1, int(os.environ.get("EXPORT_INLINE_CONVERSIONS", "2")))
 EXPORT_INLINE_WAIT_SECONDS = float(os.environ.get("EXPORT_INLINE_WAIT_SECONDS", "30"))
 
+# Webhooks (exports/webhooks.py). Targets must resolve to public addresses; a host listed in WEBHOOK_HOSTS (comma
+# list of host names or addresses) may also be private, loopback or link-local, and so may a listed address. A
+# delivery waits WEBHOOK_TIMEOUT seconds for its answer; one that may go better later is tried again after
+# WEBHOOK_RETRY_SECONDS, doubling each time, up to WEBHOOK_ATTEMPTS attempts in all (1, 2, 4, 8 s by default).
+WEBHOOK_HOSTS = env_list("WEBHOOK_HOSTS")
+WEBHOOK_TIMEOUT = float(os.environ.get("WEBHOOK_TIMEOUT", "10"))
+WEBHOOK_ATTEMPTS = max(1, int(os.environ.get("WEBHOOK_ATTEMPTS", "5")))
+WEBHOOK_RETRY_SECONDS = float(os.environ.get("WEBHOOK_RETRY_SECONDS", "1"))
+
 # LOG_FORMAT=json writes every log line as one JSON object (time, level, logger, message, request_id, user_id,
 # job_id, exception) plus one access line per request; "text" (the default) writes plain messages.
 LOG_FORMAT = os.environ.get("LOG_FORMAT") or "text"

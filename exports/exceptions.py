@@ -31,6 +31,10 @@ class StorageUnavailable(APIException):
     default_code = "storage_unavailable"
 
 
+class IncrementBaseUnusable(Exception):
+    """An incremental snapshot's base snapshot (or its task index) is gone; the message says which."""
+
+
 class LeaseLost(Exception):
     """The job no longer holds its row (deleted, failed by the sweeper, or taken over)."""
 

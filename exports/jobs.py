@@ -1,17 +1,28 @@
 """Background jobs. Each takes one id, runs at most once per claim, and never leaves its row in progress."""
 
 import logging
+from collections.abc import Iterable
 from contextlib import ExitStack
+from itertools import islice
 from pathlib import Path
+from typing import BinaryIO
 
 from django.db import connection
 
 from exports import converting, parallel, storage
 from exports.converters.availability import label_config_of
 from exports.converters.registry import ConversionError, get_format
-from exports.exceptions import LeaseLost
+from exports.exceptions import IncrementBaseUnusable, LeaseLost
 from exports.failures import describe
-from exports.files import conversion_file_name, discard_unreferenced, export_file_name
+from exports.files import (
+    conversion_file_name,
+    deleted_ids_file_name,
+    discard_unreferenced,
+    export_file_name,
+    index_file_name,
+)
+from exports.increments import ChangedTasks, IndexReader, IndexWriter, deleted_ids
+from exports.jsonarray import COMPACT, JsonArray
 from exports.leases import LeaseOwner, lease_deadline
 from exports.models import ConvertedFormat, Export, Status
 from exports.snapshot import SnapshotWriter
@@ -48,16 +59,28 @@ def run_export(export_id: int) -> None:
         if export is None:
             raise LeaseLost(f"export {export_id} was deleted")
         writer = SnapshotWriter.for_export(export)
-        if parallel.split_export(export, writer, claim):
-            return  # a large snapshot: its parts write, join and complete it (exports/parallel.py)
-        with storage.scratch_file() as scratch:
+        # A large snapshot is split: its parts write, join and complete it (exports/parallel.py). An incremental
+        # one never is: it walks its base's task index in one pass.
+        if export.since_export is None and parallel.split_export(export, writer, claim):
+            return
+        with ExitStack() as stack:
+            scratch, index = stack.enter_context(storage.scratch_file()), stack.enter_context(storage.scratch_file())
             progress(0, 0)
-            result = writer.write(scratch, progress=progress)
-            name = storage.store(
-                export_file_name(export, result.md5),
-                scratch,
-                keep_alive=lambda: Export.objects.renew_lease(export_id, owner),
-            )
+            if export.since_export is None:
+                result, deleted = writer.write(scratch, progress=progress, index=IndexWriter(index)), None
+            else:
+                base = incremental_base_index(export)
+                changes = ChangedTasks(IndexReader(storage.read_chunks(base)))
+                result = writer.write(scratch, progress=progress, index=IndexWriter(index), since=changes)
+                deleted = stack.enter_context(storage.scratch_file())
+                gone = deleted_ids(IndexReader(storage.read_chunks(base)), writer.project_task_ids())
+                result.counters["deleted_task_ids_count"] = write_ids(deleted, gone)
+            name = export_file_name(export, result.md5)
+            keep_alive = lambda: Export.objects.renew_lease(export_id, owner)  # noqa: E731
+            storage.store(index_file_name(name), index, keep_alive=keep_alive)
+            if deleted is not None:
+                storage.store(deleted_ids_file_name(name), deleted, keep_alive=keep_alive)
+            name = storage.store(name, scratch, keep_alive=keep_alive)
         counters = {**result.counters, "done": result.counters["task_number"], "total": result.counters["task_number"]}
         if not Export.objects.transition(
             export_id,
@@ -77,6 +100,38 @@ def run_export(export_id: int) -> None:
         reset_broken_connection()
         Export.objects.transition(export_id, Status.FAILED, only_if={"lease_owner": owner}, reason=describe(exc))
         discard_unreferenced(Export, name)
+
+
+def incremental_base_index(export: Export) -> str:
+    """The stored task index of an incremental snapshot's base; IncrementBaseUnusable when it is gone."""
+    assert export.since_export is not None  # only incremental snapshots have a base
+    base = (
+        Export.objects.filter(pk=export.since_export, project_id=export.project_id, status=Status.COMPLETED)
+        .only("file")
+        .first()
+    )
+    if base is None or not base.file:
+        raise IncrementBaseUnusable(f"snapshot {export.since_export} (since_export) was deleted or is not completed")
+    name = index_file_name(base.file)
+    try:
+        storage.size(name)
+    except FileNotFoundError as exc:
+        raise IncrementBaseUnusable(
+            f"snapshot {export.since_export} (since_export) has no task index; make a full snapshot first"
+        ) from exc
+    return name
+
+
+def write_ids(out: BinaryIO, ids: Iterable[int]) -> int:
+    """`ids` as one compact JSON array of numbers into `out`; returns how many."""
+    array, count = JsonArray(COMPACT), 0
+    out.write(array.start())
+    ids = iter(ids)
+    while batch := [str(task_id).encode() for task_id in islice(ids, 10_000)]:
+        out.write(array.add(batch))
+        count += len(batch)
+    out.write(array.end())
+    return count
 
 
 def run_conversion(converted_format_id: int) -> None:

@@ -1,5 +1,7 @@
-"""Export snapshots and their converted formats; every status change goes through `JobQuerySet.transition`."""
+"""Export snapshots and their converted formats; every status change goes through `JobQuerySet.transition`.
+Also the webhooks told when one completes or fails."""
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar
 
@@ -26,6 +28,18 @@ ALLOWED = {  # target: the statuses it may come from. The only status graph in t
 }
 
 
+# Called as `hook(model, pk, status)` after a row's status changes to COMPLETED or FAILED (in `transition`, the one
+# place that happens). Registered at start-up (the webhooks, by exports.apps), so this module imports nothing above it.
+FinishedHook = Callable[[type[models.Model], int, str], None]
+_finished_hooks: list[FinishedHook] = []
+
+
+def on_job_finished(hook: FinishedHook) -> None:
+    """Call `hook(model, pk, status)` whenever a snapshot or conversion completes or fails."""
+    if hook not in _finished_hooks:
+        _finished_hooks.append(hook)
+
+
 USER_BRIEF_COLUMNS = ("id", "username", "first_name", "last_name", "email", "avatar")
 PROJECT_BRIEF_COLUMNS = ("id", "title", "description", "label_config", "organization_id", "created_at")
 
@@ -43,7 +57,11 @@ class JobQuerySet(models.QuerySet):
             fields.setdefault("lease_owner", "")
             fields.setdefault("lease_expires_at", None)
         rows = self.filter(pk=pk, status__in=ALLOWED[to], **(only_if or {}))
-        return rows.update(status=to, **fields) == 1
+        changed = rows.update(status=to, **fields) == 1
+        if changed and to in (Status.COMPLETED, Status.FAILED):
+            for hook in _finished_hooks:
+                hook(self.model, pk, to)
+        return changed
 
     def renew_lease(self, pk: int, owner: str, **fields) -> bool:
         """Extend a running job's lease (and save progress); False when the job no longer holds it."""
@@ -125,6 +143,9 @@ class Export(JobFields):
     task_filter_options = models.JSONField(null=True, blank=True)
     annotation_filter_options = models.JSONField(null=True, blank=True)
     serialization_options = models.JSONField(null=True, blank=True)
+    # An incremental snapshot: the id of the earlier snapshot it holds the changes since (exports/increments.py).
+    # A plain id, not a key: deleting that snapshot later must not turn this one into a full one.
+    since_export = models.PositiveBigIntegerField(null=True, blank=True)
 
     # A ClassVar, as the Django type-checker plugin makes the inherited one; it still infers the exact manager type.
     objects: ClassVar[models.Manager["Export"]] = ExportQuerySet.as_manager()
@@ -158,3 +179,49 @@ class ConvertedFormat(JobFields):
 
     def __str__(self) -> str:
         return f"{self.export_type} of export #{self.export_id} ({self.status})"
+
+
+class WebhookAction(models.TextChoices):
+    """What a webhook can be told: a snapshot or a conversion completed or failed."""
+
+    EXPORT_COMPLETED = "EXPORT_COMPLETED"
+    EXPORT_FAILED = "EXPORT_FAILED"
+    CONVERSION_COMPLETED = "CONVERSION_COMPLETED"
+    CONVERSION_FAILED = "CONVERSION_FAILED"
+
+
+class WebhookQuerySet(models.QuerySet):
+    def visible_to(self, user) -> "WebhookQuerySet":
+        """The webhooks of the user's active organization (`projects.models.visible_projects_rule`)."""
+        return self.filter(visible_projects_rule(user))
+
+
+class Webhook(models.Model):
+    """A URL told of an organization's (or one project's) finished snapshots and conversions, in the shape of
+    Label Studio's webhook (label_studio/webhooks/models.py). `actions` is a list here rather than a table of its
+    own; the `last_delivery_*` fields record how the latest delivery went."""
+
+    organization = models.ForeignKey("users.Organization", on_delete=models.CASCADE, related_name="webhooks")
+    project = models.ForeignKey(
+        "projects.Project", null=True, blank=True, default=None, on_delete=models.CASCADE, related_name="webhooks"
+    )
+    url = models.URLField(max_length=2048)
+    send_payload = models.BooleanField(default=True)
+    send_for_all_actions = models.BooleanField(default=True)
+    headers = models.JSONField(default=dict, blank=True)
+    is_active = models.BooleanField(default=True)
+    actions = models.JSONField(default=list, blank=True)
+    secret = models.CharField(max_length=1024, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    last_delivery_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_delivery_error = models.TextField(null=True, blank=True)  # noqa: DJ001 -- null in the API when none
+    last_delivery_at = models.DateTimeField(null=True, blank=True)
+
+    objects: ClassVar[models.Manager["Webhook"]] = WebhookQuerySet.as_manager()
+
+    def __str__(self) -> str:
+        return f"Webhook #{self.pk} to {self.url}"
+
+    def fires_for(self, action: str) -> bool:
+        return self.is_active and (self.send_for_all_actions or action in (self.actions or ()))

@@ -28,7 +28,8 @@ from django.conf import settings
 from exports import queue, storage
 from exports.exceptions import LeaseLost
 from exports.failures import describe
-from exports.files import discard_unreferenced, export_file_name
+from exports.files import discard_unreferenced, export_file_name, index_file_name
+from exports.increments import IndexWriter
 from exports.jsonarray import LINES, JsonArray
 from exports.leases import LeaseOwner, held_by_run, lease_deadline
 from exports.models import Export, Status
@@ -79,6 +80,11 @@ def parts_folder(export_id: int, run: str) -> str:
 
 def part_name(index: int, counters: dict) -> str:
     return f"{index:05d}.{counters['task_number']}.{counters['annotation_number']}.{counters['prediction_number']}.part"
+
+
+def part_index_name(index: int) -> str:
+    """The part's task index (exports/increments.py), stored before the part itself."""
+    return f"{index:05d}.index"
 
 
 def started_marker(index: int) -> str:
@@ -169,8 +175,11 @@ def run_export_part(export_id: int, part: dict) -> None:
             if not _hold(export_id, holder):
                 raise LeaseLost(f"export {export_id} is no longer held by {holder}")
 
-        with storage.scratch_file() as scratch:
-            result = writer.write_part(scratch, progress=progress)
+        with storage.scratch_file() as scratch, storage.scratch_file() as index:
+            result = writer.write_part(scratch, progress=progress, index=IndexWriter(index))
+            storage.store(
+                f"{folder}/{part_index_name(part['index'])}", index, keep_alive=lambda: _hold(export_id, holder)
+            )
             name = f"{folder}/{part_name(part['index'], result.counters)}"
             storage.store(name, scratch, keep_alive=lambda: _hold(export_id, holder))
         finished = finished_parts(folder)
@@ -242,7 +251,13 @@ def _join(export: Export, joiner: str, folder: str, finished: dict[int, Finished
                     emit(chunk)
         emit(array.end())
         md5 = digest.hexdigest()
-        name = storage.store(export_file_name(export, md5), out, keep_alive=lambda: _hold(export.pk, joiner))
+        name = export_file_name(export, md5)
+        with storage.scratch_file() as index:  # the parts' indexes in order: the index one writer would give
+            for number in range(count):
+                for chunk in storage.read_chunks(f"{folder}/{part_index_name(number)}"):
+                    index.write(chunk)
+            storage.store(index_file_name(name), index, keep_alive=lambda: _hold(export.pk, joiner))
+        name = storage.store(name, out, keep_alive=lambda: _hold(export.pk, joiner))
     tasks = sum(item.tasks for item in finished.values())
     counters = {
         "task_number": tasks,

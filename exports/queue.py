@@ -10,6 +10,7 @@ the recovery sweep, the function to repeat.
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -33,6 +34,7 @@ __all__ = [
     "start_periodic",
     "start_pool",
     "submit",
+    "submit_later",
 ]
 
 _lock = threading.Lock()
@@ -67,12 +69,14 @@ def start_pool() -> ThreadPoolExecutor:
         return _pool
 
 
-def send_to_celery(job: Job, *args: Any) -> None:
-    """Send `job(*args)` to the Celery workers as the task `exports.<job name>`. Raises when the broker is down."""
+def send_to_celery(job: Job, *args: Any, countdown: float | None = None) -> None:
+    """Send `job(*args)` to the Celery workers as the task `exports.<job name>`, to run no sooner than `countdown`
+    seconds from now when given. Raises when the broker is down."""
     from config.celery import app  # only loaded when Celery is the backend
 
+    later = {"countdown": countdown} if countdown else {}
     # No time limits in the message: each worker applies its own EXPORT_TIME_LIMIT.
-    app.send_task(f"exports.{job.__name__}", args=args, time_limit=None, soft_time_limit=None)
+    app.send_task(f"exports.{job.__name__}", args=args, time_limit=None, soft_time_limit=None, **later)
 
 
 def submit(job: Job, *args: Any) -> None:
@@ -86,6 +90,23 @@ def submit(job: Job, *args: Any) -> None:
         send_to_celery(job, *args)
     else:
         start_pool().submit(_run, job, *args)
+
+
+def submit_later(job: Job, *args: Any, delay: float) -> None:
+    """Run `job(*args)` in the background in `delay` seconds, holding no worker meanwhile: Celery's countdown, or a
+    timer thread that hands the job to the pool then (a retry still waiting is lost if the process stops). "sync"
+    (tests) waits in the calling thread. Raises when the broker cannot be reached."""
+    delay = max(0.0, float(delay))
+    kind = backend()
+    if kind == "celery":
+        send_to_celery(job, *args, countdown=delay)
+    elif kind == "sync" or not delay:
+        time.sleep(delay)
+        submit(job, *args)
+    else:
+        timer = threading.Timer(delay, submit, (job, *args))
+        timer.daemon = True
+        timer.start()
 
 
 def _submit_committed(job: Job, *args: Any) -> None:

@@ -13,12 +13,15 @@ from types import SimpleNamespace
 from django.db.models import QuerySet
 
 from config.prepared import PreparedQuery
+from exports import storage
 from exports.exceptions import ExportNotCompleted, FormatNotConverted
+from exports.files import deleted_ids_file_name, index_file_name
 from exports.formats import check_export_type
 from exports.models import ConvertedFormat, Export, ExportQuerySet, Status
 from users.models import User
 
 __all__ = [
+    "DELETED_IDS",
     "Download",
     "completed_exports",
     "download_for",
@@ -26,9 +29,12 @@ __all__ = [
     "export_body",
     "export_for_api",
     "exports_body",
+    "since_export_problem",
 ]
 
-EXPORT_VALUES = ("id", "title", "status", "md5", "counters", "created_at", "finished_at", "project_id")
+DELETED_IDS = "DELETED_IDS"
+
+EXPORT_VALUES = ("id", "title", "status", "md5", "counters", "created_at", "finished_at", "project_id", "since_export")
 USER_VALUES = ("id", "username", "first_name", "last_name", "email", "avatar")
 PROJECT_VALUES = ("title", "description", "label_config", "organization_id", "created_at")
 FORMAT_VALUES = ("export_id", "id", "status", "export_type", "traceback")
@@ -153,10 +159,33 @@ class Download:
     filename: str
 
 
+def since_export_problem(*, project_id: int, export_id: int) -> str | None:
+    """Why snapshot `export_id` cannot be the base of an incremental snapshot of the project; None when it can.
+    A snapshot of another project reads as one that does not exist, whoever owns it."""
+    base = Export.objects.filter(pk=export_id, project_id=project_id).only("status", "file").first()
+    if base is None:
+        return f"Snapshot {export_id} is not a snapshot of this project."
+    if base.status != Status.COMPLETED or not base.file:
+        return f"Snapshot {export_id} is not completed (status: {base.status})."
+    try:
+        storage.size(index_file_name(base.file))
+    except FileNotFoundError:
+        return f"Snapshot {export_id} has no task index (it was made before incremental snapshots); use a newer one."
+    return None
+
+
 def download_for(export: Export, export_type: str = "JSON") -> Download:
-    """The file a snapshot's download serves: the snapshot itself for JSON, else the completed conversion to
-    `export_type`. Raises ExportTypeInvalid for an unknown type, ExportNotCompleted while the snapshot is not
-    completed, and FormatNotConverted (saying why) while the conversion is missing, running or failed."""
+    """The file a snapshot's download serves: the snapshot itself for JSON, the ids of deleted tasks for
+    DELETED_IDS (incremental snapshots), else the completed conversion to `export_type`. Raises ExportTypeInvalid
+    for an unknown type, ExportNotCompleted while the snapshot is not completed, and FormatNotConverted (saying
+    why) while the conversion is missing, running or failed."""
+    if export_type == DELETED_IDS:
+        if export.status != Status.COMPLETED or not export.file:
+            raise ExportNotCompleted(f"Export is not completed (status: {export.status}).")
+        if export.since_export is None:
+            raise FormatNotConverted("DELETED_IDS comes with incremental snapshots only (made with since_export).")
+        filename = export.download_name("json").removesuffix(".json") + "-deleted-ids.json"
+        return Download(deleted_ids_file_name(export.file), "application/json", filename)
     fmt = check_export_type(export_type)
     if export.status != Status.COMPLETED or not export.file:
         raise ExportNotCompleted(f"Export is not completed (status: {export.status}).")

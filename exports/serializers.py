@@ -6,6 +6,7 @@ from rest_framework import serializers
 from config.api.serializers import DynamicFieldsMixin
 from exports.formats import ExportTypeInvalid, check_export_type
 from exports.models import Status
+from exports.selectors import since_export_problem
 from projects.serializers import ProjectSimpleSerializer
 from users.serializers import UserSimpleSerializer
 
@@ -35,9 +36,21 @@ class ExportSerializer(DynamicFieldsMixin, serializers.Serializer):
     md5 = serializers.CharField(read_only=True)
     counters = serializers.JSONField(read_only=True, allow_null=True)
     converted_formats = ConvertedFormatSerializer(many=True, read_only=True)
+    since_export = serializers.IntegerField(
+        read_only=True,
+        allow_null=True,
+        help_text="Incremental snapshots only (our extension): the earlier snapshot this one holds the changes since.",
+    )
 
     class Meta:
         expandable_fields = {"project": lambda: ProjectSimpleSerializer(read_only=True)}
+
+    def to_representation(self, instance):
+        # A full snapshot shows exactly Label Studio's fields; only an incremental one adds `since_export`.
+        data = super().to_representation(instance)
+        if data.get("since_export", 0) is None:
+            del data["since_export"]
+        return data
 
 
 class TaskFilterOptionsSerializer(serializers.Serializer):
@@ -80,6 +93,24 @@ class ExportCreateSerializer(serializers.Serializer):
     task_filter_options = TaskFilterOptionsSerializer(required=False, allow_null=True, default=None)
     annotation_filter_options = AnnotationFilterOptionsSerializer(required=False, allow_null=True, default=None)
     serialization_options = SerializationOptionsSerializer(required=False, allow_null=True, default=None)
+    since_export = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        default=None,
+        min_value=1,
+        help_text=(
+            "Our extension: the id of an earlier completed snapshot of this project. The new snapshot then holds only "
+            "the tasks created or changed since that one read them (the options above still apply), and lists the "
+            "ids of tasks deleted since in a file downloaded with `exportType=DELETED_IDS`."
+        ),
+    )
+
+    def validate_since_export(self, value: int | None) -> int | None:
+        if value is not None and (
+            problem := since_export_problem(project_id=self.context["project_id"], export_id=value)
+        ):
+            raise serializers.ValidationError(problem)
+        return value
 
 
 @extend_schema_serializer(component_name="ExportCreate")  # Label Studio's component name

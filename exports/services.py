@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from exports import jobs, queue, storage
 from exports.exceptions import ConversionRejected
+from exports.files import with_side_files
 from exports.models import ConvertedFormat, Export, Status
 from projects.models import Project
 from users.models import User
@@ -31,6 +32,7 @@ def export_create(
     task_filter_options: dict | None = None,
     annotation_filter_options: dict | None = None,
     serialization_options: dict | None = None,
+    since_export: int | None = None,
 ) -> Export:
     """Record a snapshot request and start its job once the transaction commits; returns at once."""
     export = Export.objects.create(
@@ -40,6 +42,7 @@ def export_create(
         task_filter_options=task_filter_options,
         annotation_filter_options=annotation_filter_options,
         serialization_options=serialization_options,
+        since_export=since_export,
     )
     queue.enqueue(jobs.run_export, export.pk)
     return export
@@ -62,7 +65,7 @@ def exports_delete(*, exports: QuerySet) -> int:
     """
     converted = ConvertedFormat.objects.filter(export__in=exports.values("pk"))
     names = [
-        *exports.select_for_update(of=("self",)).values_list("file", flat=True),
+        *with_side_files(list(exports.select_for_update(of=("self",)).values_list("file", flat=True))),
         *converted.select_for_update(of=("self",)).values_list("file", flat=True),
     ]
     _, deleted = exports.delete()

@@ -7,7 +7,7 @@ import hashlib
 import queue
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
@@ -15,8 +15,9 @@ import orjson
 from django.conf import settings
 from django.db import connections
 
+from exports.increments import ChangedTasks, IndexWriter, task_digest, task_id_of
 from exports.interpolation import interpolate_key_frames
-from exports.jsonarray import COMPACT, LINES, JsonArray
+from exports.jsonarray import COMPACT, LINES, JsonArray, Layout
 from exports.sources import TaskRows, TaskSelection, rows_for
 from exports.sources.base import ANNOTATION_KEYS, DRAFT_KEYS, PREDICTION_KEYS, TASK_KEYS, USER_KEYS
 from projects import label_config
@@ -207,6 +208,15 @@ class SnapshotWriter:
 
     def encoded_batches(self) -> Generator[tuple[list[bytes], int, int], None, None]:
         """Per batch: each task encoded as JSON, and the number of annotations and predictions they hold."""
+        batches = self.encoded_task_batches()
+        try:
+            for parts, annotation_counts, prediction_counts in batches:
+                yield parts, sum(annotation_counts), sum(prediction_counts)
+        finally:
+            batches.close()
+
+    def encoded_task_batches(self) -> Generator[tuple[list[bytes], list[int], list[int]], None, None]:
+        """Per batch: each task encoded as JSON, and for each task the number of annotations and predictions."""
         rows_of = self.rows
         with_users, full_predictions, full_drafts = (
             not self.users_as_ids,
@@ -228,15 +238,17 @@ class SnapshotWriter:
         if (database := rows_of.read_ahead_database()) is not None:
             batches = read_ahead(batches, database=database)
         for rows, annotations, predictions, drafts in batches:
-            encoded, annotation_count, prediction_count = [], 0, 0
+            encoded: list[bytes] = []
+            annotation_counts: list[int] = []
+            prediction_counts: list[int] = []
             for row in rows:
                 task = dict(zip(TASK_KEYS, row, strict=True))
                 task_id = task["id"]
                 task_annotations = [self._annotation(a) for a in annotations.get(task_id, ())]
                 task_predictions = predictions.get(task_id, ())
                 task_drafts = drafts.get(task_id, ())
-                annotation_count += len(task_annotations)
-                prediction_count += len(task_predictions)
+                annotation_counts.append(len(task_annotations))
+                prediction_counts.append(len(task_predictions))
                 encoded.append(
                     orjson.dumps(
                         {
@@ -268,7 +280,7 @@ class SnapshotWriter:
                         option=JSON_OPTIONS,
                     )
                 )
-            yield encoded, annotation_count, prediction_count
+            yield encoded, annotation_counts, prediction_counts
 
     def _write_items(
         self,
@@ -276,17 +288,32 @@ class SnapshotWriter:
         write: Callable[[bytes], None],
         progress: Callable[[int], None] | None,
         result: SnapshotResult,
+        index: IndexWriter | None = None,
+        since: ChangedTasks | None = None,
     ) -> None:
-        """Write the tasks as the items of `array`, without its brackets."""
-        last_report = time.monotonic()
-        for parts, annotation_count, prediction_count in self.encoded_batches():
+        """Write the tasks as the items of `array`, without its brackets. Every task read goes into `index`;
+        with `since`, only the tasks it finds changed are written (and counted)."""
+        last_report, read = time.monotonic(), 0
+        for parts, annotation_counts, prediction_counts in self.encoded_task_batches():
+            read += len(parts)
+            kept: Sequence[int] = range(len(parts))
+            if index is not None or since is not None:
+                keys = [(task_id_of(part), task_digest(part)) for part in parts]
+                if index is not None:
+                    for task_id, digest in keys:
+                        index.add(task_id, digest)
+                if since is not None:
+                    kept = [n for n, (task_id, digest) in enumerate(keys) if since.changed(task_id, digest)]
+                    parts = [parts[n] for n in kept]
             write(array.add(parts))
             result.counters["task_number"] += len(parts)
-            result.counters["annotation_number"] += annotation_count
-            result.counters["prediction_number"] += prediction_count
+            result.counters["annotation_number"] += sum(annotation_counts[n] for n in kept)
+            result.counters["prediction_number"] += sum(prediction_counts[n] for n in kept)
             if progress and time.monotonic() - last_report >= 1.0:
-                progress(result.counters["task_number"])
+                progress(read)
                 last_report = time.monotonic()
+        if index is not None:
+            index.flush()
 
     @staticmethod
     def _hashing(out: BinaryIO) -> tuple[Callable[[bytes], None], SnapshotResult, Any]:
@@ -301,8 +328,16 @@ class SnapshotWriter:
 
         return emit, result, digest
 
-    def write(self, out: BinaryIO, *, progress: Callable[[int, int], None] | None = None) -> SnapshotResult:
+    def write(
+        self,
+        out: BinaryIO,
+        *,
+        progress: Callable[[int, int], None] | None = None,
+        index: IndexWriter | None = None,
+        since: ChangedTasks | None = None,
+    ) -> SnapshotResult:
         """Write the JSON array to `out`, hashing as it goes; `progress(done, total)` at most once a second.
+        `index` receives every task read; with `since` only changed tasks are written (exports/increments.py).
 
         One task per line (the LINES layout): still one JSON array, and converters can read it back a task at a
         time without a streaming JSON parser."""
@@ -310,25 +345,38 @@ class SnapshotWriter:
         emit, result, digest = self._hashing(out)
         array = JsonArray(LINES)
         emit(array.start())
-        self._write_items(array, emit, progress and (lambda done: progress(done, total)), result)
+        self._write_items(array, emit, progress and (lambda done: progress(done, total)), result, index, since)
         emit(array.end())
         result.md5 = digest.hexdigest()
         return result
 
-    def write_part(self, out: BinaryIO, *, progress: Callable[[int], None] | None = None) -> SnapshotResult:
+    def write_part(
+        self, out: BinaryIO, *, progress: Callable[[int], None] | None = None, index: IndexWriter | None = None
+    ) -> SnapshotResult:
         """Only the task lines of `write`, joined as the LINES layout joins them (nothing before the first or
         after the last): one piece of a split snapshot, which exports/parallel.py joins into the bytes one
-        `write` gives. `progress(done)`."""
+        `write` gives (and `index` into the index one `write` gives). `progress(done)`."""
         emit, result, digest = self._hashing(out)
-        self._write_items(JsonArray(LINES.inner()), emit, progress, result)
+        self._write_items(JsonArray(LINES.inner()), emit, progress, result, index)
         result.md5 = digest.hexdigest()
         return result
 
-    def stream(self, encode: Callable[[list[bytes]], list[bytes]] | None = None) -> Iterator[bytes]:
-        """The tasks as one compact JSON array, chunk by chunk (`encode` may turn each batch into other records);
-        `[` comes before any query runs. Closing the iterator stops the reading at once."""
-        array = JsonArray(COMPACT)
-        yield array.start()
+    def project_task_ids(self) -> Iterator[int]:
+        """Every task id of the project, whatever the selection, ascending (keyset batches of ids only)."""
+        last_id = 0
+        while ids := self.rows.project_task_ids(after_id=last_id, limit=max(self.batch_size, 10_000)):
+            yield from ids
+            last_id = ids[-1]
+
+    def stream(
+        self, encode: Callable[[list[bytes]], list[bytes]] | None = None, *, layout: Layout = COMPACT
+    ) -> Iterator[bytes]:
+        """The tasks as one compact JSON array (or in another `layout`, say JSON Lines), chunk by chunk (`encode` may
+        turn each batch into other records); the array's opening comes before any query runs. Closing the iterator
+        stops the reading at once."""
+        array = JsonArray(layout)
+        if opening := array.start():
+            yield opening
         batches = self.encoded_batches()
         try:
             for parts, _annotations, _predictions in batches:
@@ -336,4 +384,5 @@ class SnapshotWriter:
                     yield chunk
         finally:
             batches.close()  # stops the read-ahead at once when the client goes away
-        yield array.end()
+        if closing := array.end():
+            yield closing

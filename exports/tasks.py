@@ -14,7 +14,7 @@ from celery.signals import worker_ready, worker_shutdown
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from exports import jobs, parallel, recovery
+from exports import jobs, parallel, recovery, webhooks
 from exports.failures import explain
 from exports.queue import Job
 
@@ -50,6 +50,11 @@ def run_conversion_task(converted_format_id: int) -> None:
 @shared_task(name="exports.run_export_part", **JOB_OPTIONS)
 def run_export_part_task(export_id: int, part: dict) -> None:
     parallel.run_export_part(export_id, part)
+
+
+@shared_task(name="exports.deliver_webhook", **JOB_OPTIONS)
+def deliver_webhook_task(webhook_id: int, body: str, attempt: int = 1) -> None:
+    webhooks.deliver_webhook(webhook_id, body, attempt)
 
 
 def task_for(job: Job) -> Task:

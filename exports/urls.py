@@ -1,7 +1,7 @@
 from django.urls import path
 
 import config.api.urls  # noqa: F401 -- registers the `id` path converter
-from exports import views
+from exports import views, webhook_views
 
 urlpatterns = [
     path("api/projects/<id:pk>/export", views.ExportAPI.as_view(), name="project-export"),
@@ -19,4 +19,7 @@ urlpatterns = [
         views.ExportConvertAPI.as_view(),
         name="project-exports-convert",
     ),
+    path("api/webhooks/", webhook_views.WebhookListAPI.as_view(), name="webhook-list"),
+    path("api/webhooks/info/", webhook_views.WebhookInfoAPI.as_view(), name="webhook-info"),
+    path("api/webhooks/<id:pk>/", webhook_views.WebhookAPI.as_view(), name="webhook-detail"),
 ]

@@ -26,6 +26,7 @@ from exports.exceptions import ExportConversionFailed, ExportFileMissing, Export
 from exports.formats import ExportTypeInvalid, check_export_type, enabled_for
 from exports.models import Export
 from exports.selectors import (
+    DELETED_IDS,
     Download,
     completed_exports,
     download_for,
@@ -139,7 +140,7 @@ class ExportListAPI(ProjectMixin, DynamicFieldsViewMixin, generics.ListAPIView):
     )
     def post(self, request, pk):
         project = self.get_project()
-        serializer = ExportCreateSerializer(data=request.data)
+        serializer = ExportCreateSerializer(data=request.data, context={"project_id": project.pk})
         serializer.is_valid(raise_exception=True)
         # The answer shows the snapshot as recorded (`created`): its job starts when this transaction commits,
         # after the read below, so a quick worker cannot make it `in_progress` first.
@@ -154,7 +155,13 @@ def file_responses(status: int, description: str) -> dict:
     """A file response documented as bytes (`format: binary`) under `application/octet-stream` first, so generated
     clients hand over the raw bytes, then under each content type the formats are really served with."""
     kinds = ["application/octet-stream", *sorted({fmt.content_type for fmt in FORMATS})]
-    return {(status, kind): OpenApiResponse(OpenApiTypes.BINARY, description=description) for kind in kinds}
+    return {
+        # A JSON body is parsed by validating clients, so it is documented as any JSON value, not as bytes.
+        (status, kind): OpenApiResponse(
+            OpenApiTypes.ANY if kind == "application/json" else OpenApiTypes.BINARY, description=description
+        )
+        for kind in kinds
+    }
 
 
 class ExportMixin(ProjectMixin):
@@ -220,8 +227,11 @@ class ExportDownloadAPI(ExportMixin, APIView):
             OpenApiParameter(
                 "exportType",
                 OpenApiTypes.STR,
-                enum=FORMAT_NAMES,
-                description="JSON (the snapshot, default) or a format the snapshot was converted to.",
+                enum=[*FORMAT_NAMES, DELETED_IDS],
+                description=(
+                    "JSON (the snapshot, default), a format the snapshot was converted to, or DELETED_IDS: the ids of "
+                    "tasks deleted since the base of an incremental snapshot (a JSON array of numbers)."
+                ),
             )
         ],
         responses={
@@ -327,7 +337,7 @@ class ExportAPI(ProjectMixin, APIView):
         def validate(self, attrs):
             name = "exportType" if attrs.get("exportType") else "export_type"
             export_type = attrs.pop("exportType", "") or attrs.get("export_type") or "JSON"
-            # JSON and JSON_MIN are streamed from the tables whatever the label config.
+            # JSON, JSON_MIN and JSONL are streamed from the tables whatever the label config.
             enabled = None if export_type in easy.STREAMED_TYPES else enabled_for(self.context["project"])
             try:
                 check_export_type(export_type, enabled=enabled)
@@ -357,7 +367,7 @@ class ExportAPI(ProjectMixin, APIView):
         operation_id="api_projects_export_retrieve",
         summary="Easy export",
         description=(
-            "The project's tasks as one file. JSON and JSON_MIN are streamed while they are built; every other "
+            "The project's tasks as one file. JSON, JSON_MIN and JSONL are streamed while they are built; every other "
             "format enabled for the project's label config is converted first, then sent. By default only tasks "
             "with at least one annotation (cancelled ones included) are exported; `download_all_tasks=true` "
             "exports them all."
@@ -382,7 +392,7 @@ class ExportAPI(ProjectMixin, APIView):
                 "download_resources",
                 OpenApiTypes.BOOL,
                 default=True,
-                description="Let converters that pack media files fetch them (JSON and JSON_MIN ignore it).",
+                description="Let converters that pack media files fetch them (the streamed formats ignore it).",
             ),
             OpenApiParameter(
                 "interpolate_key_frames",
@@ -399,7 +409,9 @@ class ExportAPI(ProjectMixin, APIView):
         ],
         responses={
             **file_responses(
-                200, "The file: a JSON array of tasks (JSON) or records (JSON_MIN), or the converted file"
+                200,
+                "The file: a JSON array of tasks (JSON) or records (JSON_MIN), one task per line (JSONL), or the "
+                "converted file",
             ),
             503: OpenApiResponse(
                 description="Every slot for conversions inside requests (EXPORT_INLINE_CONVERSIONS) stayed busy; "
@@ -426,8 +438,10 @@ class ExportAPI(ProjectMixin, APIView):
                 task_ids=options.get("ids"),
                 interpolate_key_frames=options["interpolate_key_frames"],
             )
-        name = easy.easy_export_name(project_id=project.pk)
-        response = StreamingHttpResponse(chunks, content_type="application/json")
+        fmt = get_format(export_type)
+        assert fmt is not None  # InputSerializer checked the name
+        name = easy.easy_export_name(project_id=project.pk, extension=fmt.extension)
+        response = StreamingHttpResponse(chunks, content_type=fmt.content_type)
         return self.attachment(response, name)
 
     @staticmethod

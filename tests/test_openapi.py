@@ -96,6 +96,23 @@ CONTRACT = {
     ("get", "/api/projects/{id}/exports/{export_pk}/download"): Operation(
         "api_projects_exports_download_retrieve", "200", "file", query=frozenset({"exportType"})
     ),
+    # Label Studio's webhook resource (label_studio/webhooks/api.py), with our export actions.
+    ("get", "/api/webhooks/"): Operation("api_webhooks_list", "200", "array:Webhook", query=DYNAMIC | {"project"}),
+    ("post", "/api/webhooks/"): Operation("api_webhooks_create", "201", "Webhook", request="WebhookRequest"),
+    ("get", "/api/webhooks/info/"): Operation(
+        "api_webhooks_info_retrieve", "200", "object", query=frozenset({"organization-only"})
+    ),
+    ("get", "/api/webhooks/{id}/"): Operation("api_webhooks_retrieve", "200", "Webhook", query=DYNAMIC),
+    ("put", "/api/webhooks/{id}/"): Operation(
+        "api_webhooks_update", "200", "WebhookSerializerForUpdate", request="WebhookSerializerForUpdateRequest"
+    ),
+    ("patch", "/api/webhooks/{id}/"): Operation(
+        "api_webhooks_partial_update",
+        "200",
+        "WebhookSerializerForUpdate",
+        request="PatchedWebhookSerializerForUpdateRequest",
+    ),
+    ("delete", "/api/webhooks/{id}/"): Operation("api_webhooks_destroy", "204", "empty"),
     ("get", "/api/token/"): Operation("api_token_list", "200", "array:LSAPITokenList"),
     ("post", "/api/token/"): Operation("api_token_create", "201", "LSAPITokenCreate"),
     ("post", "/api/token/refresh/"): Operation(
@@ -353,7 +370,9 @@ def test_downloads_are_binary(schema):
             assert next(iter(content)) == "application/octet-stream", path
             assert {"application/json", "application/zip", "text/csv"} <= set(content), path
             for kind, media in content.items():
-                assert media["schema"] == {"type": "string", "format": "binary"}, (path, code, kind)
+                # A JSON file is any JSON value, so that validating clients can check what they parse.
+                expected = {} if kind == "application/json" else {"type": "string", "format": "binary"}
+                assert media["schema"] == expected, (path, code, kind)
 
 
 def test_shortenable_responses_require_no_field(schema):

@@ -111,6 +111,11 @@ class TaskRows(Protocol):
         """Up to `limit` task rows (TASK_KEYS) with ids above `after_id`, in id order."""
         ...
 
+    def project_task_ids(self, *, after_id: int, limit: int) -> list[int]:
+        """Up to `limit` ids of the project's tasks above `after_id`, in id order, whatever the selection's filters
+        (which tasks an incremental snapshot's base holds that the project no longer does)."""
+        ...
+
     def annotations(self, first: int, last: int, *, with_users: bool) -> dict[int, list[tuple]]:
         """The selected annotations of tasks first..last (ANNOTATION_KEYS, then USER_KEYS when `with_users`)."""
         ...

@@ -205,6 +205,10 @@ class TableRows:
     def tasks(self, *, after_id: int, limit: int) -> list[tuple]:
         return list(_rows(self.task_queryset.filter(pk__gt=after_id).order_by("pk"), self.task_columns)[:limit])
 
+    def project_task_ids(self, *, after_id: int, limit: int) -> list[int]:
+        tasks = self._objects(self.tables.task).filter(project_id=self.selection.project_id, pk__gt=after_id)
+        return list(tasks.order_by("pk").values_list("pk", flat=True)[:limit])
+
     def _related(self, model: type[Model], columns: dict, first: int, last: int, *rules: Q) -> dict[int, list[tuple]]:
         """Rows of `model` for the tasks first..last of the project, grouped by task id, in id order."""
         project_id = self.selection.project_id

@@ -204,7 +204,7 @@ def test_delete_action_removes_rows_and_files(
     baseline = stored_files(settings)
     doomed = [completed(project, user, convert_to="CSV"), failed(project, user)]
     doomed_files = stored_files(settings)
-    assert len(doomed_files - baseline) == 2  # the snapshot's file and its conversion's
+    assert len(doomed_files - baseline) == 3  # the snapshot's file, its task index and its conversion's
     kept = completed(project, user)
     kept_files = baseline | (stored_files(settings) - doomed_files)
     ids = [export.pk for export in doomed]
@@ -225,7 +225,7 @@ def test_delete_from_the_change_page_removes_files(
 ):
     baseline = stored_files(settings)
     export = completed(project, user, convert_to="CSV")
-    assert len(stored_files(settings) - baseline) == 2
+    assert len(stored_files(settings) - baseline) == 3  # the snapshot's file, its task index, the CSV
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_client.post(reverse("admin:exports_export_delete", args=[export.pk]), {"post": "yes"})
     assert response.status_code == 302

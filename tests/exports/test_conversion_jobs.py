@@ -112,8 +112,9 @@ def conversion(export, export_type: str = "CSV", **fields) -> ConvertedFormat:
 
 
 def stored_files(settings) -> list[Path]:
+    """Stored files but the task index each snapshot keeps beside its file (exports/increments.py)."""
     root = Path(settings.DATA_DIR) / "exports"
-    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix != ".index") if root.exists() else []
 
 
 def scratch_entries(settings) -> list[Path]:

@@ -44,11 +44,12 @@ def test_running_twice_writes_one_file(project, user, settings):
     export.refresh_from_db()
     assert (export.status, export.md5, export.finished_at) == first
     assert first[0] == Status.COMPLETED
-    assert len(stored_files(settings)) == 1
+    # One snapshot file and its task index beside it (exports/increments.py).
+    assert [path.suffix for path in stored_files(settings)] == [".index", ".json"]
 
 
 def test_a_failure_ends_failed_with_a_reason(project, user, monkeypatch, settings):
-    def broken(self, out, progress=None):
+    def broken(self, out, progress=None, index=None):
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr(SnapshotWriter, "write", broken)
@@ -245,7 +246,7 @@ def test_a_job_that_lost_its_lease_leaves_no_file(project, user, settings, monke
     export = Export.objects.create(project=project, created_by=user)
     original = SnapshotWriter.write
 
-    def fail_midway(self, out, progress=None):
+    def fail_midway(self, out, progress=None, index=None):
         Export.objects.filter(pk=export.pk).update(status=Status.FAILED, reason="swept")
         return original(self, out, progress=progress)
 

@@ -100,8 +100,8 @@ def test_more_parts_than_tasks_gives_one_task_per_part(project, user, settings, 
     counts = []
     real = SnapshotWriter.write_part
 
-    def counting(self, out, progress=None):
-        result = real(self, out, progress=progress)
+    def counting(self, out, progress=None, index=None):
+        result = real(self, out, progress=progress, index=index)
         counts.append(result.counters["task_number"])
         return result
 
@@ -193,7 +193,7 @@ def test_parts_finishing_in_any_order_join_once(project, user, settings, split, 
 def test_a_failing_part_fails_the_snapshot_with_its_reason(project, user, settings, split, monkeypatch):
     real = SnapshotWriter.write_part
 
-    def broken(self, out, progress=None):
+    def broken(self, out, progress=None, index=None):
         if self.selection.last_id is None:  # the part holding the newest tasks
             raise RuntimeError("disk on fire")
         return real(self, out, progress=progress)
@@ -247,7 +247,7 @@ def test_a_part_that_dies_while_running_leaves_the_lease_to_expire_soon(
     jobs.run_export(export.pk)
     real = SnapshotWriter.write_part
 
-    def dies(self, out, progress=None):
+    def dies(self, out, progress=None, index=None):
         raise Died
 
     monkeypatch.setattr(SnapshotWriter, "write_part", dies)

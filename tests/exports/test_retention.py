@@ -59,7 +59,7 @@ def test_the_sweep_purges_old_snapshots_and_their_files(project, user, settings,
     kept_files = stored_files(settings)
     old = completed_export(project, user, age_days=10, convert_to="CSV")
     running = in_progress_export(project, user, age_days=10)
-    assert len(stored_files(settings) - kept_files) == 2  # the old snapshot and its conversion
+    assert len(stored_files(settings) - kept_files) == 3  # the old snapshot, its task index and its conversion
 
     settings.EXPORT_RETENTION_DAYS = 7
     with django_capture_on_commit_callbacks(execute=True):

@@ -14,6 +14,7 @@ from boto3.s3.transfer import TransferConfig
 
 from config.settings import s3_export_storage
 from exports import jobs, storage
+from exports.files import index_file_name
 from exports.models import Export, Status
 from tests.exports.helpers import create_export, detail_url, download_url
 from tests.factories import fill_project, make_project
@@ -76,6 +77,11 @@ def project(user):
     return project
 
 
+def with_index(*names: str) -> list[str]:
+    """Snapshot files with the task index stored beside each (exports/increments.py), as `keys` lists them."""
+    return sorted(item for name in names for item in (name, index_file_name(name)))
+
+
 def keys(bucket) -> list[str]:
     return sorted(item.key for item in bucket.objects.all())
 
@@ -99,7 +105,7 @@ def test_snapshot_goes_to_the_bucket_and_downloads_with_its_md5(
     api_client, project, bucket, settings, django_capture_on_commit_callbacks
 ):
     export = completed_export(api_client, project, django_capture_on_commit_callbacks)
-    assert keys(bucket) == [export.file]
+    assert keys(bucket) == with_index(export.file)
     stored = bucket.Object(export.file).get()["Body"].read()
     assert hashlib.md5(stored).hexdigest() == export.md5
     assert not any("exports" in path.parts for path in local_files(settings))  # nothing kept locally
@@ -140,7 +146,7 @@ def test_ranged_and_head_downloads_read_only_the_bytes_asked_for(
 
 def test_deleting_the_snapshot_deletes_its_object(api_client, project, bucket, django_capture_on_commit_callbacks):
     export = completed_export(api_client, project, django_capture_on_commit_callbacks)
-    assert keys(bucket) == [export.file]
+    assert keys(bucket) == with_index(export.file)
     with django_capture_on_commit_callbacks(execute=True):
         response = api_client.delete(detail_url(project, export.pk))
     assert response.status_code == 204
@@ -245,7 +251,10 @@ def test_a_split_snapshot_in_the_bucket_is_the_same_file_and_leaves_no_parts(use
     split.refresh_from_db()
     assert split.status == Status.COMPLETED, split.reason
     assert (split.md5, split.counters) == (whole.md5, whole.counters)
-    assert keys(bucket) == sorted([whole.file, split.file])
+    assert keys(bucket) == with_index(whole.file, split.file)
+    whole_index = bucket.Object(index_file_name(whole.file)).get()["Body"].read()
+    assert whole_index
+    assert whole_index == bucket.Object(index_file_name(split.file)).get()["Body"].read()
 
 
 def test_a_long_upload_keeps_the_job_alive(bucket, monkeypatch):
@@ -273,7 +282,7 @@ def test_deleting_while_the_bucket_is_unreachable_still_answers_204(
         response = api_client.delete(detail_url(project, export.pk))
     assert response.status_code == 204
     assert not Export.objects.filter(pk=export.pk).exists()
-    assert keys(bucket) == [export.file]  # left behind, and logged
+    assert keys(bucket) == with_index(export.file)  # left behind, and logged
 
 
 def test_download_while_the_bucket_is_unreachable_is_a_json_503(

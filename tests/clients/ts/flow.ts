@@ -153,9 +153,10 @@ async function main(baseUrl: string, token: string): Promise<void> {
   check(listed.length === 1 && listed[0]?.id === exportId, 'list snapshots', listed);
 
   // Download: the bytes are the file the md5 names. The fetch client parses by the Content-Type the server sends
-  // (a JSON file would arrive parsed); `parseAs: 'blob'` asks for the bytes the schema promises.
+  // (a JSON file would arrive parsed); `parseAs: 'blob'` asks for the bytes. The schema documents a JSON file as
+  // any JSON value, so the generated type is `unknown` and the Blob is named here.
   const file = await apiProjectsExportsDownloadRetrieve({ client, path, parseAs: 'blob' });
-  const blob = must(file.data, 'download', file.error);
+  const blob = must(file.data, 'download', file.error) as Blob;
   const bytes = Buffer.from(await blob.arrayBuffer());
   check(createHash('md5').update(bytes).digest('hex') === md5, 'download: md5');
 
@@ -174,7 +175,7 @@ async function main(baseUrl: string, token: string): Promise<void> {
     query: { exportType: 'CSV' },
     parseAs: 'blob',
   });
-  const csvText = await must(csvReply.data, 'download CSV', csvReply.error).text();
+  const csvText = await (must(csvReply.data, 'download CSV', csvReply.error) as Blob).text();
   const lines = csvText.trim().split('\n');
   check(lines.length === TASK_COUNT + 1 && (lines[0] ?? '').includes('sentiment'), 'CSV content', csvText.slice(0, 200));
 
