@@ -236,7 +236,7 @@ def _annotation(entry: Any, key: str) -> tuple:
     return (
         _result(entry, key),
         cancelled,
-        bool(entry.get("ground_truth", not cancelled)),
+        bool(entry.get("ground_truth", True)),  # as Label Studio: imported means ground truth, skipped ones too
         _number(entry, "lead_time", key),
         _datetime(entry, "draft_created_at", key),
         last_action,

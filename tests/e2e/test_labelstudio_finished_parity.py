@@ -174,11 +174,6 @@ def test_task_filters_keep_what_label_studio_keeps(
     assert ours.finished_task_number() == theirs.finished_task_number()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="projects/imports.py gives a skipped annotation imported without `ground_truth` ground_truth=false; "
-    "Label Studio 1.23.2 makes every imported annotation ground truth unless it says otherwise",
-)
 def test_an_imported_annotation_without_flags_is_ground_truth_as_in_label_studio(
     label_studio, api_client, user, django_capture_on_commit_callbacks
 ):
