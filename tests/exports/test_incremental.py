@@ -3,11 +3,14 @@ deleted since, and 400s for a base that cannot serve (exports/increments.py)."""
 
 import io
 import json
+import threading
 
 import orjson
 import pytest
+from django.db import connection
 
-from exports import jobs
+from exports import jobs, storage
+from exports.files import deleted_ids_file_name
 from exports.increments import INDEX_RECORD, ChangedTasks, IndexReader, IndexWriter, deleted_ids, task_id_of
 from exports.models import Export, Status
 from exports.snapshot import SnapshotWriter
@@ -243,3 +246,60 @@ def test_writes_during_the_base_snapshot_are_not_lost(
     changed = set(tasks_of(api_client, project, increment["id"]))
     assert ids[0] in changed  # read, then changed: the base saw the old state
     assert ids[1] in deleted  # read, then deleted
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_writers_on_other_connections_lose_nothing(user, settings):
+    """Writers on their own connections commit changes, new tasks and deletions all through the base snapshot and
+    between the two; base + increment - deleted ids still equal the project as it ends."""
+    settings.EXPORT_BATCH_SIZE = 5
+    project = make_project(user=user)
+    fill_project(project, user=user, count=60)
+    stop, errors = threading.Event(), []
+
+    def writer(seed: int) -> None:
+        rounds = 0
+        try:
+            while not stop.is_set() or rounds < 3:
+                rounds += 1
+                ids = list(Task.objects.filter(project=project).order_by("pk").values_list("pk", flat=True))
+                Task.objects.filter(pk=ids[(seed * 7 + rounds * 13) % len(ids)]).update(
+                    data={"image": f"https://example.com/{seed}-{rounds}.jpg"}
+                )
+                if rounds % 3 == 0:
+                    Task.objects.filter(pk=ids[(seed + rounds) % len(ids)]).delete()
+                if rounds % 4 == 0:
+                    fill_project(project, user=user, count=1)
+        except Exception as exc:  # reported by the test below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=writer, args=(seed,)) for seed in range(2)]
+    for thread in threads:
+        thread.start()
+    base = Export.objects.create(project=project, created_by=user)
+    jobs.run_export(base.pk)
+    increment = Export.objects.create(project=project, created_by=user, since_export=base.pk)
+    stop.set()
+    for thread in threads:
+        thread.join(30)
+    jobs.run_export(increment.pk)  # after the writers stopped: it must see everything they did
+    now = Export.objects.create(project=project, created_by=user)
+    jobs.run_export(now.pk)
+    assert not errors, errors
+
+    def read(export_id: int, suffix: str = "") -> list:
+        export = Export.objects.get(pk=export_id)
+        assert export.status == Status.COMPLETED, export.reason
+        name = export.file if not suffix else deleted_ids_file_name(export.file)
+        return json.loads(b"".join(storage.read_chunks(name)))
+
+    merged = {task["id"]: task for task in read(base.pk)}
+    merged.update({task["id"]: task for task in read(increment.pk)})
+    for task_id in read(increment.pk, "deleted"):
+        del merged[task_id]
+    expected = {task["id"]: task for task in read(now.pk)}
+    assert sorted(merged) == sorted(expected)
+    assert merged == expected
