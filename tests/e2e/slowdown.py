@@ -12,7 +12,8 @@ from pathlib import Path
 
 from exports.snapshot import SnapshotWriter
 
-_encoded_batches = SnapshotWriter.encoded_batches
+# Every way of writing tasks (the snapshot job, its parts, the streamed easy export) reads them through this one.
+_encoded_task_batches = SnapshotWriter.encoded_task_batches
 
 
 def batch_delay() -> float:
@@ -22,12 +23,12 @@ def batch_delay() -> float:
         return 0.0
 
 
-def slow_encoded_batches(self):
-    for batch in _encoded_batches(self):
+def slow_encoded_task_batches(self):
+    for batch in _encoded_task_batches(self):
         delay = batch_delay()
         if delay:
             time.sleep(delay)
         yield batch
 
 
-SnapshotWriter.encoded_batches = slow_encoded_batches
+SnapshotWriter.encoded_task_batches = slow_encoded_task_batches
