@@ -9,23 +9,24 @@ import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple, Protocol
 
 import orjson
 from django.conf import settings
 from django.db import connections
 
-from exports.increments import ChangedTasks, IndexWriter, task_digest, task_id_of
+from exports.increments import ChangedTasks, IndexWriter, task_digest
 from exports.interpolation import interpolate_key_frames
 from exports.jsonarray import COMPACT, LINES, JsonArray, Layout
 from exports.sources import TaskRows, TaskSelection, rows_for
-from exports.sources.base import ANNOTATION_KEYS, DRAFT_KEYS, PREDICTION_KEYS, TASK_KEYS, USER_KEYS
+from exports.sources.base import ANNOTATION_KEYS, USER_KEYS
 from projects import label_config
 
 if TYPE_CHECKING:
     from exports.models import Export
 
 JSON_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
+ANNOTATION_WIDTH = len(ANNOTATION_KEYS)  # an annotation row's columns before the USER_KEYS a source may append
 
 
 class SnapshotProject(Protocol):
@@ -36,6 +37,16 @@ class SnapshotProject(Protocol):
 
     @property
     def label_config(self) -> str: ...
+
+
+class EncodedBatch(NamedTuple):
+    """One batch of tasks as the writer encoded them, with per task its id and numbers of annotations and
+    predictions."""
+
+    task_ids: list[int]
+    parts: list[bytes]
+    annotation_counts: list[int]
+    prediction_counts: list[int]
 
 
 @dataclass
@@ -169,54 +180,129 @@ class SnapshotWriter:
             yield rows
 
     def _annotation(self, row: tuple) -> dict[str, Any]:
-        item = dict(zip(ANNOTATION_KEYS, row[: len(ANNOTATION_KEYS)], strict=True))
-        if self.interpolate and item["result"] is not None:
-            item["result"] = interpolate_key_frames(orjson.loads(item["result"]))
-        else:
-            item["result"] = _fragment(item["result"])
-        item["prediction"] = _fragment(item["prediction"])
-        if not self.users_as_ids and item["completed_by"] is not None:
-            extra = row[len(ANNOTATION_KEYS) :]
-            item["completed_by"] = {"id": item["completed_by"], **dict(zip(USER_KEYS, extra, strict=True))}
-        return {"id": item.pop("id"), "completed_by": item.pop("completed_by"), **item}
+        """An annotation row (ANNOTATION_KEYS, then USER_KEYS when users are objects) in Label Studio's key order:
+        `id` and `completed_by` first, then the rest in ANNOTATION_KEYS order. Unpacked by position, like every
+        row here: building the dicts is most of the writer's own cost per task."""
+        (
+            annotation_id,
+            task,
+            completed_by,
+            result,
+            was_cancelled,
+            ground_truth,
+            created_at,
+            updated_at,
+            draft_created_at,
+            lead_time,
+            prediction,
+            result_count,
+            unique_id,
+            import_id,
+            last_action,
+            bulk_created,
+            project,
+            updated_by,
+            parent_prediction,
+            parent_annotation,
+            last_created_by,
+        ) = row if len(row) == ANNOTATION_WIDTH else row[:ANNOTATION_WIDTH]
+        if not self.users_as_ids and completed_by is not None:
+            completed_by = {"id": completed_by, **dict(zip(USER_KEYS, row[ANNOTATION_WIDTH:], strict=True))}
+        return {
+            "id": annotation_id,
+            "completed_by": completed_by,
+            "task": task,
+            "result": self._result(result),
+            "was_cancelled": was_cancelled,
+            "ground_truth": ground_truth,
+            "created_at": created_at,
+            "updated_at": updated_at,
+            "draft_created_at": draft_created_at,
+            "lead_time": lead_time,
+            "prediction": None if prediction is None else orjson.Fragment(prediction),
+            "result_count": result_count,
+            "unique_id": unique_id,
+            "import_id": import_id,
+            "last_action": last_action,
+            "bulk_created": bulk_created,
+            "project": project,
+            "updated_by": updated_by,
+            "parent_prediction": parent_prediction,
+            "parent_annotation": parent_annotation,
+            "last_created_by": last_created_by,
+        }
+
+    def _result(self, result: str | None) -> Any:
+        """An annotation's stored result: spliced as it is, or with its video key frames filled in on request."""
+        if result is None:
+            return None
+        if self.interpolate:
+            return interpolate_key_frames(orjson.loads(result))
+        return orjson.Fragment(result)
 
     @staticmethod
     def _prediction(row: tuple) -> dict[str, Any]:
-        item = dict(zip(PREDICTION_KEYS, row, strict=True))
+        """A prediction row (PREDICTION_KEYS) in Label Studio's key order, with its constant keys."""
+        (
+            prediction_id,
+            task,
+            result,
+            model_version,
+            score,
+            cluster,
+            neighbors,
+            mislabeling,
+            created_at,
+            updated_at,
+            project,
+        ) = row
         return {
-            "id": item["id"],
-            "result": _fragment(item["result"]),
-            "model_version": item["model_version"],
+            "id": prediction_id,
+            "result": _fragment(result),
+            "model_version": model_version,
             "created_ago": "",
-            "score": item["score"],
-            "cluster": item["cluster"],
-            "neighbors": _fragment(item["neighbors"]),
-            "mislabeling": item["mislabeling"],
-            "created_at": item["created_at"],
-            "updated_at": item["updated_at"],
+            "score": score,
+            "cluster": cluster,
+            "neighbors": _fragment(neighbors),
+            "mislabeling": mislabeling,
+            "created_at": created_at,
+            "updated_at": updated_at,
             "model": None,
             "model_run": None,
-            "task": item["task"],
-            "project": item["project"],
+            "task": task,
+            "project": project,
         }
 
     @staticmethod
     def _draft(row: tuple) -> dict[str, Any]:
-        item = dict(zip(DRAFT_KEYS, row, strict=True))
-        item["result"] = _fragment(item["result"])
-        return {"id": item.pop("id"), "user": item.pop("user"), "created_username": "", "created_ago": "", **item}
+        """A draft row (DRAFT_KEYS) in Label Studio's key order: `id` and `user`, constants, then DRAFT_KEYS order."""
+        draft_id, task, user, result, lead_time, was_postponed, import_id, created_at, updated_at, annotation = row
+        return {
+            "id": draft_id,
+            "user": user,
+            "created_username": "",
+            "created_ago": "",
+            "task": task,
+            "result": _fragment(result),
+            "lead_time": lead_time,
+            "was_postponed": was_postponed,
+            "import_id": import_id,
+            "created_at": created_at,
+            "updated_at": updated_at,
+            "annotation": annotation,
+        }
 
     def encoded_batches(self) -> Generator[tuple[list[bytes], int, int], None, None]:
         """Per batch: each task encoded as JSON, and the number of annotations and predictions they hold."""
         batches = self.encoded_task_batches()
         try:
-            for parts, annotation_counts, prediction_counts in batches:
-                yield parts, sum(annotation_counts), sum(prediction_counts)
+            for batch in batches:
+                yield batch.parts, sum(batch.annotation_counts), sum(batch.prediction_counts)
         finally:
             batches.close()
 
-    def encoded_task_batches(self) -> Generator[tuple[list[bytes], list[int], list[int]], None, None]:
-        """Per batch: each task encoded as JSON, and for each task the number of annotations and predictions."""
+    def encoded_task_batches(self) -> Generator[EncodedBatch, None, None]:
+        """Per batch: each task's id and JSON, and its number of annotations and predictions."""
         rows_of = self.rows
         with_users, full_predictions, full_drafts = (
             not self.users_as_ids,
@@ -237,50 +323,62 @@ class SnapshotWriter:
         batches = fetched()
         if (database := rows_of.read_ahead_database()) is not None:
             batches = read_ahead(batches, database=database)
+        annotation, prediction, draft = self._annotation, self._prediction, self._draft
+        drafts_as_ids, predictions_as_ids = self.drafts_as_ids, self.predictions_as_ids
         for rows, annotations, predictions, drafts in batches:
-            encoded: list[bytes] = []
-            annotation_counts: list[int] = []
-            prediction_counts: list[int] = []
+            batch = EncodedBatch([], [], [], [])
             for row in rows:
-                task = dict(zip(TASK_KEYS, row, strict=True))
-                task_id = task["id"]
-                task_annotations = [self._annotation(a) for a in annotations.get(task_id, ())]
+                (
+                    task_id,
+                    data,
+                    meta,
+                    created_at,
+                    updated_at,
+                    allow_skip,
+                    inner_id,
+                    total_annotations,
+                    cancelled_annotations,
+                    total_predictions,
+                    project,
+                    updated_by,
+                    file_upload,
+                ) = row
+                task_annotations = [annotation(a) for a in annotations.get(task_id, ())]
                 task_predictions = predictions.get(task_id, ())
                 task_drafts = drafts.get(task_id, ())
-                annotation_counts.append(len(task_annotations))
-                prediction_counts.append(len(task_predictions))
-                encoded.append(
+                batch.task_ids.append(task_id)
+                batch.annotation_counts.append(len(task_annotations))
+                batch.prediction_counts.append(len(task_predictions))
+                batch.parts.append(
                     orjson.dumps(
                         {
                             "id": task_id,
                             "annotations": task_annotations,
-                            "drafts": [d[0] for d in task_drafts]
-                            if self.drafts_as_ids
-                            else [self._draft(d) for d in task_drafts],
+                            "drafts": [d[0] for d in task_drafts] if drafts_as_ids else [draft(d) for d in task_drafts],
                             "predictions": [p[0] for p in task_predictions]
-                            if self.predictions_as_ids
-                            else [self._prediction(p) for p in task_predictions],
-                            "data": _fragment(task["data"]),
-                            "meta": _fragment(task["meta"]),
-                            "created_at": task["created_at"],
-                            "updated_at": task["updated_at"],
-                            "allow_skip": task["allow_skip"],
-                            "inner_id": task["inner_id"],
-                            "total_annotations": task["total_annotations"],
-                            "cancelled_annotations": task["cancelled_annotations"],
-                            "total_predictions": task["total_predictions"],
+                            if predictions_as_ids
+                            else [prediction(p) for p in task_predictions],
+                            "data": None if data is None else orjson.Fragment(data),
+                            "meta": None if meta is None else orjson.Fragment(meta),
+                            "created_at": created_at,
+                            "updated_at": updated_at,
+                            "allow_skip": allow_skip,
+                            "inner_id": inner_id,
+                            "total_annotations": total_annotations,
+                            "cancelled_annotations": cancelled_annotations,
+                            "total_predictions": total_predictions,
                             "comment_count": 0,
                             "unresolved_comment_count": 0,
                             "last_comment_updated_at": None,
-                            "project": task["project"],
-                            "updated_by": task["updated_by"],
-                            "file_upload": task["file_upload"],
+                            "project": project,
+                            "updated_by": updated_by,
+                            "file_upload": file_upload,
                             "comment_authors": [],
                         },
                         option=JSON_OPTIONS,
                     )
                 )
-            yield encoded, annotation_counts, prediction_counts
+            yield batch
 
     def _write_items(
         self,
@@ -294,11 +392,11 @@ class SnapshotWriter:
         """Write the tasks as the items of `array`, without its brackets. Every task read goes into `index`;
         with `since`, only the tasks it finds changed are written (and counted)."""
         last_report, read = time.monotonic(), 0
-        for parts, annotation_counts, prediction_counts in self.encoded_task_batches():
+        for task_ids, parts, annotation_counts, prediction_counts in self.encoded_task_batches():
             read += len(parts)
             kept: Sequence[int] = range(len(parts))
             if index is not None or since is not None:
-                keys = [(task_id_of(part), task_digest(part)) for part in parts]
+                keys = list(zip(task_ids, map(task_digest, parts), strict=True))
                 if index is not None:
                     for task_id, digest in keys:
                         index.add(task_id, digest)

@@ -1,16 +1,23 @@
 """Snapshot rows read from Django models: the service's own tables by default.
 
 `ModelTables` names the four models a source reads and the database they live in, so the same queries serve
-any set of tables of the same shape. JSON columns are read as their stored text and times are rendered by the
-database, so the writer splices both into its output without parsing them.
+any set of tables of the same shape. JSON columns are read as their stored text and times and UUIDs are rendered
+by the database, so the writer splices them into its output without parsing them.
+
+The queries a snapshot runs for every batch are compiled once per selection (`config.prepared`), and their rows
+come as the driver returns them: every column is a number, text, or a boolean the driver decodes itself
+(`Decoded`), so no Django converter runs for any value.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connections
-from django.db.models import CharField, Exists, Func, Model, OuterRef, Q, QuerySet, TextField
+from django.db.models import CharField, Exists, Field, Func, IntegerField, Model, OuterRef, Q, QuerySet, TextField
 from django.db.models.functions import Cast
 
+from config.prepared import PreparedQuery
 from exports.sources.base import TaskSelection
 from projects.models import Annotation, AnnotationDraft, Prediction, Task
 
@@ -40,6 +47,48 @@ class IsoUtc(Func):
         return self.as_sql(compiler, connection, template="replace(%(expressions)s, ' ', 'T') || 'Z'", **extra)
 
 
+class UuidText(Func):
+    """A UUID column as its canonical text (lowercase, hyphenated): the string a UUID object encodes to."""
+
+    template = "%(expressions)s"
+    output_field = CharField()
+
+    def as_postgresql(self, compiler, connection, **extra):
+        return self.as_sql(compiler, connection, template="(%(expressions)s)::text", **extra)
+
+    def as_sqlite(self, compiler, connection, **extra):
+        # Django stores a UUID in SQLite as 32 hex digits; hyphens or capitals written by other means are undone.
+        digits = "lower(replace(%(expressions)s, '-', ''))"
+        groups = ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12))  # 8-4-4-4-12
+        pieces = (f"substr({digits}, {start}, {length})" for start, length in groups)
+        return self.as_sql(compiler, connection, template=" || '-' || ".join(pieces), **extra)
+
+
+class Decoded(Func):
+    """A boolean column as the database driver decodes it, which spares Django's converter (a Python call per
+    value, a good part of reading a batch on SQLite). Both drivers decode booleans: psycopg by the column's type,
+    SQLite's by the declared type `bool`, through the converter Django registers for it. The untyped output field
+    is what tells Django that no converter applies."""
+
+    template = "%(expressions)s"
+    output_field = Field()
+
+
+class Unindexed(Func):
+    """A column SQLite filters on without choosing its index (`+column`); elsewhere the column itself.
+
+    With no statistics (no ANALYZE) SQLite prefers an equality to a range: given `project_id = ? AND task_id
+    BETWEEN ? AND ?` it reads every annotation of the project through the project index and sorts them, for each
+    batch. The batch's rows lie in one range of the task index, which PostgreSQL's planner picks by itself.
+    """
+
+    template = "%(expressions)s"
+    output_field = IntegerField()
+
+    def as_sqlite(self, compiler, connection, **extra):
+        return self.as_sql(compiler, connection, template="+%(expressions)s", **extra)
+
+
 # Output key (exports.sources.base's *_KEYS, in that order) → column or expression.
 TASK_COLUMNS: dict = {
     "id": "id",
@@ -47,7 +96,7 @@ TASK_COLUMNS: dict = {
     "meta": _text("meta"),
     "created_at": IsoUtc("created_at"),
     "updated_at": IsoUtc("updated_at"),
-    "allow_skip": "allow_skip",
+    "allow_skip": Decoded("allow_skip"),
     "inner_id": "inner_id",
     "total_annotations": "total_annotations",
     "cancelled_annotations": "cancelled_annotations",
@@ -61,18 +110,18 @@ ANNOTATION_COLUMNS: dict = {
     "task": "task_id",
     "completed_by": "completed_by_id",
     "result": _text("result"),
-    "was_cancelled": "was_cancelled",
-    "ground_truth": "ground_truth",
+    "was_cancelled": Decoded("was_cancelled"),
+    "ground_truth": Decoded("ground_truth"),
     "created_at": IsoUtc("created_at"),
     "updated_at": IsoUtc("updated_at"),
     "draft_created_at": IsoUtc("draft_created_at"),
     "lead_time": "lead_time",
     "prediction": _text("prediction"),
     "result_count": "result_count",
-    "unique_id": "unique_id",
+    "unique_id": UuidText("unique_id"),
     "import_id": "import_id",
     "last_action": "last_action",
-    "bulk_created": "bulk_created",
+    "bulk_created": Decoded("bulk_created"),
     "project": "project_id",
     "updated_by": "updated_by_id",
     "parent_prediction": "parent_prediction_id",
@@ -103,7 +152,7 @@ DRAFT_COLUMNS: dict = {
     "user": "user_id",
     "result": _text("result"),
     "lead_time": "lead_time",
-    "was_postponed": "was_postponed",
+    "was_postponed": Decoded("was_postponed"),
     "import_id": "import_id",
     "created_at": IsoUtc("created_at"),
     "updated_at": IsoUtc("updated_at"),
@@ -137,6 +186,15 @@ def _rows(queryset: QuerySet, columns: dict) -> QuerySet:
     return queryset.annotate(**casts).values_list(*names)
 
 
+def _run(query: PreparedQuery, **values: int) -> list[tuple]:
+    """The rows of a prepared query; none when its filters can match nothing (say, no annotation kind chosen), a
+    query Django does not compile."""
+    try:
+        return query.rows(**values)
+    except EmptyResultSet:
+        return []
+
+
 def annotation_filter(options: dict | None) -> Q:
     """Annotations kept by `annotation_filter_options`: any flag that is true matches (none given: all)."""
     if options is None:
@@ -162,6 +220,7 @@ class TableRows:
         self.task_queryset = self._filtered_tasks()
         self.annotation_rule = annotation_filter(selection.annotation_filter_options)
         self._count: int | None = None
+        self._queries: dict[tuple, PreparedQuery] = {}
 
     def _objects(self, model: type[Model]) -> QuerySet:
         return model._default_manager.using(self.tables.database)
@@ -203,19 +262,36 @@ class TableRows:
         return found[0] if found else None
 
     def tasks(self, *, after_id: int, limit: int) -> list[tuple]:
-        return list(_rows(self.task_queryset.filter(pk__gt=after_id).order_by("pk"), self.task_columns)[:limit])
+        def build(after_id: int) -> QuerySet:
+            return _rows(self.task_queryset.filter(pk__gt=after_id).order_by("pk"), self.task_columns)[:limit]
+
+        return _run(self._compiled(("tasks", limit), build, "after_id"), after_id=after_id)
 
     def project_task_ids(self, *, after_id: int, limit: int) -> list[int]:
         tasks = self._objects(self.tables.task).filter(project_id=self.selection.project_id, pk__gt=after_id)
         return list(tasks.order_by("pk").values_list("pk", flat=True)[:limit])
 
+    def _compiled(self, key: tuple, build: Callable[..., QuerySet], *parameters: str) -> PreparedQuery:
+        """The query `key` of this selection, compiled on first use: a snapshot runs each of its queries once per
+        batch, and compiling one costs about as much as running it."""
+        if (query := self._queries.get(key)) is None:
+            query = self._queries[key] = PreparedQuery(build, *parameters, using=self.tables.database)
+        return query
+
     def _related(self, model: type[Model], columns: dict, first: int, last: int, *rules: Q) -> dict[int, list[tuple]]:
         """Rows of `model` for the tasks first..last of the project, grouped by task id, in id order."""
         project_id = self.selection.project_id
-        scope = {"task__project_id": project_id} if model is self.tables.draft else {"project_id": project_id}
-        queryset = self._objects(model).filter(*rules, task_id__gte=first, task_id__lte=last, **scope)
+
+        def build(first: int, last: int) -> QuerySet:
+            queryset = self._objects(model).filter(*rules, task_id__gte=first, task_id__lte=last)
+            if model is self.tables.draft:
+                queryset = queryset.filter(task__project_id=project_id)
+            else:
+                queryset = queryset.alias(_project=Unindexed("project_id")).filter(_project=project_id)
+            return _rows(queryset.order_by("task_id", "pk"), columns)
+
         grouped: dict[int, list[tuple]] = {}
-        for row in _rows(queryset.order_by("task_id", "pk"), columns):
+        for row in _run(self._compiled((model, *columns), build, "first", "last"), first=first, last=last):
             grouped.setdefault(row[1], []).append(row)
         return grouped
 
@@ -231,7 +307,9 @@ class TableRows:
 
     def read_ahead_database(self) -> str | None:
         """On PostgreSQL outside a transaction only: inside one (as in tests) a second connection could not see
-        uncommitted rows."""
+        uncommitted rows. Not on SQLite: its driver releases the GIL for every row it steps, so a reader thread
+        beside the encoding one waits for the GIL once per row and reads several times slower than the writer's
+        own thread does."""
         connection = connections[self.tables.database]
         if connection.vendor == "postgresql" and not connection.in_atomic_block:
             return self.tables.database
