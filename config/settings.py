@@ -90,6 +90,10 @@ TEMPLATES = [
 ]
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
+# On PostgreSQL the few statements every request runs (token lookup, snapshot detail) are prepared once per
+# connection (config/prepared.py). Set 0 behind a pooler that cannot follow prepared statements (PgBouncer before
+# 1.21 in transaction mode, or with max_prepared_statements=0).
+DATABASE_PREPARED_STATEMENTS = os.environ.get("DATABASE_PREPARED_STATEMENTS", "1") not in ("0", "false", "False", "")
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
 else:

@@ -2,8 +2,9 @@
 
 The snapshot body has one read path for the list and the detail alike: the rows of `_api_rows` (one query with
 the creator and the project joined, scoped by `Export.objects.visible_to`), then the conversions of those
-snapshots (one query), turned into plain objects the serializer renders. The detail, the hottest read of the
-service, runs the same queryset compiled once (`config.prepared`).
+snapshots (one query), turned into plain objects that `exports.views` renders (ExportSerializer's output, built
+directly unless `expand` or a dotted field path asks for the serializer). The detail, the hottest read of the
+service, runs the same queryset compiled once and, on PostgreSQL, planned once per connection (`config.prepared`).
 """
 
 from collections.abc import Iterable, Sequence
@@ -70,10 +71,12 @@ _DETAIL = PreparedQuery(
     "organization",
     "project",
     "export",
+    plan_once=True,
 )
 _DETAIL_FORMATS = PreparedQuery(
     lambda export: ConvertedFormat.objects.filter(export_id=export).order_by("id").values_list(*FORMAT_VALUES),
     "export",
+    plan_once=True,
 )
 
 

@@ -1,5 +1,8 @@
 """Snapshot output (the contract's body) and the input of snapshot requests and conversions."""
 
+from types import SimpleNamespace
+from typing import Any
+
 from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
@@ -164,3 +167,53 @@ class ExportFileSerializer(serializers.Serializer):
 
 class ExportFilesSerializer(serializers.Serializer):
     export_files = ExportFileSerializer(many=True, read_only=True)
+
+
+# The hot read path (GET snapshot, list) renders ExportSerializer's output without instantiating it: DRF copies every
+# field object of a serializer, nested ones included, on each use, which cost more than the rest of a detail read.
+# Stateless: renders a datetime exactly as ExportSerializer's date fields do.
+_DATETIME = serializers.DateTimeField()
+
+
+def _creator_representation(user: SimpleNamespace | None, request) -> dict[str, Any] | None:
+    if user is None:
+        return None
+    avatar = None
+    if user.avatar:  # as UserSimpleSerializer.get_avatar
+        avatar = request.build_absolute_uri(user.avatar.url) if request is not None else user.avatar.url
+    return {
+        "id": user.id,
+        "username": _text(user.username),
+        "first_name": _text(user.first_name),
+        "last_name": _text(user.last_name),
+        "email": _text(user.email),
+        "avatar": avatar,
+    }
+
+
+def _text(value) -> str | None:
+    return None if value is None else str(value)
+
+
+def export_representation(body: SimpleNamespace, request) -> dict[str, Any]:
+    """ExportSerializer's output for a snapshot body of `selectors` with the default fields (nothing expanded),
+    built without the serializer: a serializer copies all its field objects, nested ones included, on every use,
+    which cost more than the rest of a detail read together. tests/exports/test_api_export_representation.py
+    holds it to the serializer's output; a field added to the serializer must be added here too."""
+    data: dict[str, Any] = {
+        "title": _text(body.title),
+        "id": body.id,
+        "created_by": _creator_representation(body.created_by, request),
+        "created_at": _DATETIME.to_representation(body.created_at),
+        "finished_at": _DATETIME.to_representation(body.finished_at),
+        "status": body.status,
+        "md5": _text(body.md5),
+        "counters": body.counters,
+        "converted_formats": [
+            {"id": cf.id, "status": cf.status, "export_type": _text(cf.export_type), "traceback": _text(cf.traceback)}
+            for cf in body.converted_formats
+        ],
+    }
+    if body.since_export is not None:  # as ExportSerializer.to_representation: incremental snapshots only
+        data["since_export"] = body.since_export
+    return data

@@ -1,8 +1,9 @@
 """The export endpoints over HTTP: thin views that read through `selectors`, write through `services` and send
 stored files (Range, HEAD, presigned redirects) as the API layer."""
 
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, TypeVar
+from collections.abc import Callable, Iterable, Iterator
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.conf import settings
 from django.db import transaction
@@ -43,6 +44,7 @@ from exports.serializers import (
     ExportFilesSerializer,
     ExportFormatSerializer,
     ExportSerializer,
+    export_representation,
 )
 from exports.services import export_convert, export_create, exports_delete
 from projects.models import Project
@@ -97,6 +99,21 @@ def stored_file_response(request, download: Download) -> HttpResponseBase:
     )
 
 
+class ExportBodyViewMixin(DynamicFieldsViewMixin):
+    """Renders snapshot bodies from `selectors`: directly (`export_representation`), or through ExportSerializer
+    when `expand` or a dotted path asks for what only it does."""
+
+    def represent(self, bodies: Iterable[SimpleNamespace]) -> list[dict[str, Any]]:
+        params = self.field_kwargs  # checks the names first (400)
+        if "expand" in params or any("." in path for paths in params.values() for path in paths):
+            return self.get_serializer(bodies, many=True).data
+        only, omit = set(params.get("fields", ())), set(params.get("omit", ()))
+        rendered = [export_representation(body, self.request) for body in bodies]
+        if not (only or omit):
+            return rendered
+        return [{k: v for k, v in data.items() if (not only or k in only) and k not in omit} for data in rendered]
+
+
 FORMAT_NAMES = [fmt.name for fmt in FORMATS]
 EASY_EXPORT_CHUNK = 256 * 1024
 
@@ -112,7 +129,7 @@ EASY_EXPORT_CHUNK = 256 * 1024
         ),
     ),
 )
-class ExportListAPI(ProjectMixin, DynamicFieldsViewMixin, generics.ListAPIView):
+class ExportListAPI(ProjectMixin, ExportBodyViewMixin, generics.ListAPIView):
     serializer_class = ExportSerializer
     pagination_class = OptionalPagination
 
@@ -126,8 +143,8 @@ class ExportListAPI(ProjectMixin, DynamicFieldsViewMixin, generics.ListAPIView):
         queryset = self.get_queryset()
         page = self.paginate_queryset(queryset)
         if page is not None:
-            return self.get_paginated_response(self.get_serializer(export_bodies(page), many=True).data)
-        return Response(self.get_serializer(export_bodies(queryset[:LIST_LIMIT]), many=True).data)
+            return self.get_paginated_response(self.represent(export_bodies(page)))
+        return Response(self.represent(export_bodies(queryset[:LIST_LIMIT])))
 
     @extend_schema(
         operation_id="api_projects_exports_create",
@@ -195,8 +212,11 @@ class ExportMixin(ProjectMixin):
         description="Delete the snapshot with its conversions and all their files.",
     ),
 )
-class ExportDetailAPI(ExportMixin, DynamicFieldsViewMixin, generics.RetrieveDestroyAPIView):
+class ExportDetailAPI(ExportMixin, ExportBodyViewMixin, generics.RetrieveDestroyAPIView):
     serializer_class = ExportSerializer
+
+    def retrieve(self, request, *args, **kwargs):
+        return Response(self.represent([self.get_object()])[0])
 
     def get_object(self):
         if self.request.method in ("GET", "HEAD"):

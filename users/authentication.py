@@ -1,9 +1,12 @@
 """Request authentication: `Token <key>` (legacy API token) and `Bearer <access token>` (personal access tokens).
 
-Both run on every request, so each reads the user row with one precompiled SQL statement instead of the ORM.
+Both run on every request, so each reads the user row with one SQL statement composed once instead of the ORM,
+planned once per connection on PostgreSQL (`config.prepared`).
 Every scheme here puts the user it accepts on the request's log records (`config.logs.set_user`).
 """
 
+import functools
+from dataclasses import dataclass
 from typing import cast
 
 from django.db import connection
@@ -14,11 +17,14 @@ from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
 from config.logs import set_user
+from config.prepared import planned_once_cursor
 from users import labelstudio
 from users.models import OrganizationMember, User
 from users.tokens import PERSONAL_TOKEN_CLAIM, AccessToken, token_user_id
 
 USER_FIELDS = [field for field in User._meta.concrete_fields]
+_COLUMNS = [field.get_col(User._meta.db_table) for field in USER_FIELDS]
+_ATTNAMES = [field.attname for field in USER_FIELDS]
 BEARER_CHALLENGE = 'Bearer realm="api"'
 TOKEN_KEY_LENGTH = cast(int, Token._meta.get_field("key").max_length)  # a CharField's, never None
 
@@ -40,37 +46,53 @@ def _column(field) -> str:
     )
 
 
-def _token_sql() -> str:
-    return (
-        f"SELECT {_columns()} FROM {Token._meta.db_table} t "  # noqa: S608 -- table and column names are ours
+@dataclass(frozen=True)
+class _UserStatements:
+    """The statements that read a caller's user row, and which of its columns need converting, for one
+    database vendor."""
+
+    token: str
+    bearer: str
+    converted: tuple[int, ...]  # indexes in USER_FIELDS of the columns that have database converters
+
+
+@functools.cache
+def _statements(vendor: str) -> _UserStatements:
+    """Built once per vendor (`connection` is of that vendor): composing them cost as much as running them."""
+    outstanding, blacklisted = OutstandingToken._meta.db_table, BlacklistedToken._meta.db_table
+    columns = _columns()
+    token = (
+        f"SELECT {columns} FROM {Token._meta.db_table} t "  # noqa: S608 -- table and column names are ours
         f"JOIN {User._meta.db_table} u ON u.id = t.user_id WHERE t.key = %s"
     )
-
-
-def _bearer_sql() -> str:
-    """The user of an access token, provided the personal access token it came from is theirs and not revoked."""
-    outstanding, blacklisted = OutstandingToken._meta.db_table, BlacklistedToken._meta.db_table
-    return (
-        f"SELECT {_columns()} FROM {User._meta.db_table} u WHERE u.id = %s AND EXISTS ("  # noqa: S608
+    # The user of an access token, provided the personal access token it came from is theirs and not revoked.
+    bearer = (
+        f"SELECT {columns} FROM {User._meta.db_table} u WHERE u.id = %s AND EXISTS ("  # noqa: S608
         f"SELECT 1 FROM {outstanding} o WHERE o.jti = %s AND o.user_id = u.id AND NOT EXISTS ("
         f"SELECT 1 FROM {blacklisted} b WHERE b.token_id = o.id))"
     )
+    converted = tuple(index for index, column in enumerate(_COLUMNS) if _converters(column))
+    return _UserStatements(token=token, bearer=bearer, converted=converted)
 
 
-def _fetch_user(sql: str, params: list) -> User | None:
+def _converters(column) -> list:
+    """`connection`'s converters for a user column, as the ORM applies them."""
+    return connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+
+
+def _fetch_user(sql: str, params: list, converted: tuple[int, ...]) -> User | None:
     """Run `sql` (selecting USER_FIELDS) and build the User without compiling an ORM query."""
-    with connection.cursor() as cursor:
+    with planned_once_cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:
         return None
-    values = []
-    for field, value in zip(USER_FIELDS, row, strict=True):
-        column = field.get_col(User._meta.db_table)
-        for converter in connection.ops.get_db_converters(column) + column.get_db_converters(connection):
-            value = converter(value, column, connection)
-        values.append(value)
-    return User.from_db(connection.alias, [field.attname for field in USER_FIELDS], values)
+    values = list(row)
+    for index in converted:
+        column = _COLUMNS[index]
+        for converter in _converters(column):
+            values[index] = converter(values[index], column, connection)
+    return User.from_db(connection.alias, _ATTNAMES, values)
 
 
 class TokenAuthentication(authentication.TokenAuthentication):
@@ -81,7 +103,8 @@ class TokenAuthentication(authentication.TokenAuthentication):
         # A key no token can have is refused without a query: PostgreSQL rejects a NUL in a parameter outright.
         if len(key) > TOKEN_KEY_LENGTH or "\x00" in key:
             raise exceptions.AuthenticationFailed(_("Invalid token."))
-        user = _fetch_user(_token_sql(), [key])
+        statements = _statements(connection.vendor)
+        user = _fetch_user(statements.token, [key], statements.converted)
         if user is None:
             raise exceptions.AuthenticationFailed(_("Invalid token."))
         if not user.is_active:
@@ -112,7 +135,8 @@ class BearerAuthentication(authentication.BaseAuthentication):
             personal_token_id = str(token[PERSONAL_TOKEN_CLAIM])
         except (TokenError, UnicodeError, KeyError, ValueError) as exc:
             raise exceptions.AuthenticationFailed(_("Access token is invalid or expired.")) from exc
-        user = _fetch_user(_bearer_sql(), [user_id, personal_token_id])
+        statements = _statements(connection.vendor)
+        user = _fetch_user(statements.bearer, [user_id, personal_token_id], statements.converted)
         if user is None:
             raise exceptions.AuthenticationFailed(_("Access token is revoked or its user no longer exists."))
         if not user.is_active:

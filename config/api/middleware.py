@@ -1,9 +1,10 @@
 """Keeps API errors JSON even when they are raised outside DRF views (CSRF, body size, Django's handlers)."""
 
+import functools
 import logging
 
 from django.core.exceptions import RequestDataTooBig
-from django.urls import Resolver404, resolve
+from django.urls import Resolver404, URLResolver, get_resolver, get_urlconf
 
 from config.api.exceptions import error_response
 
@@ -52,8 +53,15 @@ class JsonErrorMiddleware:
 
 
 def _matches_a_view(path: str) -> bool:
+    return _routes_to_a_view(get_resolver(get_urlconf()), path)
+
+
+@functools.lru_cache(maxsize=1024)
+def _routes_to_a_view(resolver: URLResolver, path: str) -> bool:
+    """Kept per URLconf (a changed ROOT_URLCONF is a new resolver): Django resolves the path again for the
+    request, and resolving it twice cost more than the middleware's other work together."""
     try:
-        match = resolve(path)
+        match = resolver.resolve(path)
     except Resolver404:
         return False
     return match.url_name != CATCH_ALL
