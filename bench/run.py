@@ -1,22 +1,34 @@
 """Export benchmark: one command, figures for the README.
 
-    .venv/bin/python bench/run.py --tasks 10000 100000 1000000
+    .venv/bin/python bench/run.py --tasks 20000 100000
+    .venv/bin/python bench/run.py --tasks 20000 --label-studio
+
+Both databases by default, one after the other, each in its own child process (Django binds one database per
+process): PostgreSQL (`lsbench` on 127.0.0.1, created when missing) and the embedded SQLite file a default install
+uses (no DATABASE_URL; DATA_DIR=bench/data/sqlite, git-ignored). `--database-url URL` runs just one (`embedded` names
+the SQLite one; a sqlite:/// URL is passed on as DATABASE_URL like any other).
 
 For each size it fills a project (bench/generate.py; kept between runs), starts gunicorn, creates a snapshot
-through the API, polls it to completion and reports tasks/s, bytes and the peak RSS of the worker that
-wrote the file. Then it measures the import rate through the API, and GET-snapshot latency and
-requests/s with 8 concurrent clients (wrk when installed: `apt-get install wrk`; Python threads otherwise),
-and counts the SQL queries of one GET. PostgreSQL by default
-(`--database-url`); the database is created when missing.
+through the API and, as clients do, polls `GET /api/projects/{id}/exports/{export_pk}` every `--poll-interval`
+(50 ms) until it is completed; it reports tasks/s, bytes, the polls' latency and the peak RSS of the worker that
+wrote the file. Then it measures the import rate through the API, and GET-snapshot latency and requests/s with 8
+concurrent clients (wrk when installed: `apt-get install wrk`; Python threads otherwise), and counts the SQL
+queries of one GET. The load average is recorded before each measurement.
+
+`--label-studio` then runs the same workload against Label Studio 1.23.2 on the same kind of database
+(bench/side_by_side.py: its own venv, `label-studio start`, its tables filled with the same tasks), at the largest
+size or `--label-studio-tasks`, and prints the ratios ours/Label Studio.
 """
 
 import argparse
 import http.client
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -31,12 +43,35 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 DEFAULT_DATABASE = "postgres://postgres@127.0.0.1:5432/lsbench"
+EMBEDDED = "embedded"  # no DATABASE_URL: the SQLite file under DATA_DIR, as a default install runs
+EMBEDDED_DATA_DIR = ROOT / "bench" / "data" / "sqlite"  # git-ignored (`data/`)
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", type=int, nargs="+", default=[10_000, 100_000])
-    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE))
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("BENCH_DATABASE_URL"),
+        help=f"run only this database: a postgres:// or sqlite:/// URL, or `{EMBEDDED}` (default: both "
+        f"{DEFAULT_DATABASE} and the embedded SQLite file under {EMBEDDED_DATA_DIR.relative_to(ROOT)})",
+    )
+    parser.add_argument(
+        "--poll-interval",
+        type=float,
+        default=0.05,
+        help="seconds between a client's GETs of the snapshot while it is written (default 0.05, as clients poll)",
+    )
+    parser.add_argument(
+        "--label-studio",
+        action="store_true",
+        help="also run the workload against Label Studio 1.23.2 on the same kind of database and print ratios",
+    )
+    parser.add_argument(
+        "--label-studio-tasks",
+        type=int,
+        help="snapshot size for Label Studio (default: the largest --tasks; its export at 100k takes minutes)",
+    )
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--import-tasks", type=int, default=20_000, help="tasks per import request")
     parser.add_argument("--get-requests", type=int, default=4000, help="GET snapshot requests in the load test")
@@ -133,6 +168,12 @@ class Server:
 
     def __init__(self, env: dict, port: int, workers: int, threads: int = 4):
         self.port = port
+        with socket.socket() as probe:  # another server on the port would answer in our place
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                sys.exit(f"port {port} is taken (another benchmark?): choose another with --port")
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -159,6 +200,8 @@ class Server:
                 break
             except OSError:
                 time.sleep(0.2)
+        if self.process.poll() is not None:
+            sys.exit(f"gunicorn exited with {self.process.returncode}")
 
     def worker_pids(self) -> list[int]:
         children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
@@ -177,7 +220,7 @@ def peak_rss_mb(pid: int) -> float:
 
 
 def call(port: int, method: str, path: str, token: str, body=None, raw: bytes | None = None):
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1800)
     headers = {"Authorization": f"Token {token}"}
     payload = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
     if payload is not None:
@@ -189,8 +232,57 @@ def call(port: int, method: str, path: str, token: str, body=None, raw: bytes | 
     return response.status, data, dict(response.getheaders())
 
 
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages, recorded before each measurement (the machine is shared)."""
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def timed_snapshot(port: int, token: str, project_id: int, poll_interval: float, body: dict | None = None) -> dict:
+    """POST a snapshot, then GET it every `poll_interval` seconds until it is completed, as clients do.
+
+    Works against this service and Label Studio alike (Label Studio without Redis writes the file inside the POST,
+    so its client polls once)."""
+    started = time.monotonic()
+    status, answer, _ = call(port, "POST", f"/api/projects/{project_id}/exports/", token, body or {})
+    assert status == 201, answer[:500]
+    posted = time.monotonic() - started
+    export = json.loads(answer)
+    path = f"/api/projects/{project_id}/exports/{export['id']}"
+    polls: list[float] = []
+    while True:
+        time.sleep(poll_interval)
+        before = time.perf_counter()
+        status, answer, _ = call(port, "GET", path, token)
+        polls.append(time.perf_counter() - before)
+        assert status == 200, answer[:500]
+        export = json.loads(answer)
+        if export["status"] in ("completed", "failed"):
+            break
+    seconds = time.monotonic() - started
+    assert export["status"] == "completed", export
+    polls.sort()
+    return {
+        "tasks": (export.get("counters") or {}).get("task_number"),
+        "seconds": round(seconds, 2),
+        "post_seconds": round(posted, 3),
+        "poll_interval_ms": round(poll_interval * 1000),
+        "polls": len(polls),
+        "poll_median_ms": round(statistics.median(polls) * 1000, 2),
+        "poll_max_ms": round(polls[-1] * 1000, 2),
+        "md5": export.get("md5"),
+        "export_id": export["id"],
+    }
+
+
 def measure_snapshot(
-    env: dict, port: int, token: str, project_id: int, tasks: int, parts: int = 1, body: dict | None = None
+    env: dict,
+    port: int,
+    token: str,
+    project_id: int,
+    tasks: int,
+    parts: int = 1,
+    body: dict | None = None,
+    poll_interval: float = 0.05,
 ) -> dict:
     if parts > 1:  # every snapshot split, by as many jobs as the in-process pool runs at once
         env = {**env, "EXPORT_PARTS": str(parts), "EXPORT_PARALLEL_MIN_TASKS": "0", "JOBS_THREADS": str(parts)}
@@ -199,27 +291,18 @@ def measure_snapshot(
         call(port, "GET", f"/api/projects/{project_id}/exports/", token)  # warm up: imports, first request
         (worker,) = server.worker_pids()
         before = peak_rss_mb(worker)
-        started = time.monotonic()
-        status, answer, _ = call(port, "POST", f"/api/projects/{project_id}/exports/", token, body or {})
-        assert status == 201, answer
-        export = json.loads(answer)
-        while export["status"] not in ("completed", "failed"):
-            time.sleep(0.2)
-            export = json.loads(call(port, "GET", f"/api/projects/{project_id}/exports/{export['id']}", token)[1])
-        wall = time.monotonic() - started
-        assert export["status"] == "completed", export
+        load = load_average()
+        figures = timed_snapshot(port, token, project_id, poll_interval, body)
         after = peak_rss_mb(worker)
-        _, _, headers = call(port, "HEAD", f"/api/projects/{project_id}/exports/{export['id']}/download", token)
+        _, _, headers = call(port, "HEAD", f"/api/projects/{project_id}/exports/{figures['export_id']}/download", token)
         return {
-            "tasks": export["counters"]["task_number"],
+            "load": load,
+            **figures,
             "parts": parts,
-            "md5": export["md5"],
-            "seconds": round(wall, 2),
-            "tasks_per_second": round(tasks / wall),
+            "tasks_per_second": round(tasks / figures["seconds"]),
             "bytes": int(headers["Content-Length"]),
             "peak_rss_mb": round(after, 1),
             "rss_growth_mb": round(after - before, 1),
-            "export_id": export["id"],
         }
     finally:
         server.stop()
@@ -328,35 +411,47 @@ def import_body(count: int) -> bytes:
     return json.dumps(payload).encode()
 
 
-def measure_import(env: dict, port: int, token: str, user, count: int) -> dict:
-    from projects.models import Project
+def timed_import(port: int, token: str, project_id: int, raw: bytes, count: int) -> dict:
+    """One `POST /api/projects/{id}/import` of `raw` (`count` tasks), timed to its answer."""
+    started = time.monotonic()
+    status, answer, _ = call(port, "POST", f"/api/projects/{project_id}/import", token, raw=raw)
+    elapsed = time.monotonic() - started
+    assert status == 201, answer[:500]
+    assert json.loads(answer)["task_count"] == count, answer[:500]
+    return {"tasks": count, "seconds": round(elapsed, 2), "tasks_per_second": round(count / elapsed)}
 
-    project = Project.objects.create(organization=user.active_organization, created_by=user, title="bench-import")
+
+def measure_import(env: dict, port: int, token: str, user, count: int) -> dict:
+    """Import `count` tasks into a project with the image config, after a 10-task import warms the worker up."""
+    from projects.models import Project
+    from projects.services import project_delete
+    from tests.factories import IMAGE_CONFIG
+
+    projects = [
+        Project.objects.create(
+            organization=user.active_organization, created_by=user, title=title, label_config=IMAGE_CONFIG
+        )
+        for title in ("bench-import-warm-up", "bench-import")
+    ]
     raw = import_body(count)
     server = Server(env, port, workers=1)
     try:
-        started = time.monotonic()
-        status, body, _ = call(port, "POST", f"/api/projects/{project.pk}/import", token, raw=raw)
-        elapsed = time.monotonic() - started
-        assert status == 201, body[:500]
-        return {"tasks": count, "seconds": round(elapsed, 2), "tasks_per_second": round(count / elapsed)}
+        status, answer, _ = call(port, "POST", f"/api/projects/{projects[0].pk}/import", token, raw=import_body(10))
+        assert status == 201, answer[:500]
+        return {"load": load_average(), **timed_import(port, token, projects[1].pk, raw, count)}
     finally:
         server.stop()
-        project.delete()
+        for project in projects:
+            project_delete(project=project)
 
 
-def measure_get_wrk(env: dict, port: int, token: str, path: str, clients: int, workers: int) -> dict:
-    """The load from wrk (a native client), so the client does not eat the server's CPU."""
-    server = Server(env, port, workers=workers, threads=1)
-    try:
-        for _ in range(50):
-            call(port, "GET", path, token)
-        command = ["wrk", "-t2", f"-c{clients}", "-d15s", "--latency", "-H", f"Authorization: Token {token}"]
-        output = subprocess.run(
-            [*command, f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True, check=True
-        ).stdout
-    finally:
-        server.stop()
+def wrk(port: int, token: str, path: str, clients: int) -> dict:
+    """GET `path` from `clients` keep-alive connections for 15 s with wrk (a native client, so the load does not
+    eat the server's CPU)."""
+    command = ["wrk", "-t2", f"-c{clients}", "-d15s", "--latency", "-H", f"Authorization: Token {token}"]
+    output = subprocess.run(
+        [*command, f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True, check=True
+    ).stdout
 
     def milliseconds(text: str) -> float:
         for unit, factor in (("us", 0.001), ("ms", 1.0), ("s", 1000.0)):
@@ -364,7 +459,7 @@ def measure_get_wrk(env: dict, port: int, token: str, path: str, clients: int, w
                 return round(float(text[: -len(unit)]) * factor, 2)
         return float(text)
 
-    figures = {"client": "wrk", "clients": clients, "web_workers": workers, "errors": 0}
+    figures = {"client": "wrk", "clients": clients, "errors": 0}
     for line in output.splitlines():
         parts = line.split()
         if parts[:1] == ["50%"]:
@@ -375,18 +470,13 @@ def measure_get_wrk(env: dict, port: int, token: str, path: str, clients: int, w
             figures["requests_per_second"] = round(float(parts[1]))
         elif "requests in" in line:
             figures["requests"] = int(parts[0])
-        elif line.strip().startswith("Non-2xx"):
-            figures["errors"] = int(parts[-1])
+        elif line.strip().startswith(("Non-2xx", "Socket errors")):
+            figures["errors"] += sum(int(n) for n in re.findall(r"\d+", line.split(":", 1)[1]))
     return figures
 
 
-def measure_get(
-    env: dict, port: int, token: str, project_id: int, export_id: int, total: int, clients: int, workers: int
-) -> dict:
-    path = f"/api/projects/{project_id}/exports/{export_id}"
-    if shutil.which("wrk"):
-        return measure_get_wrk(env, port, token, path, clients, workers)
-    server = Server(env, port, workers=workers, threads=2)
+def threads_load(port: int, token: str, path: str, clients: int, total: int) -> dict:
+    """GET `path` `total` times from `clients` Python threads with keep-alive connections."""
     latencies: list[float] = []
     lock = threading.Lock()
     errors = []
@@ -412,18 +502,13 @@ def measure_get(
         with lock:
             latencies.extend(mine)
 
-    try:
-        for _ in range(50):
-            call(port, "GET", path, token)
-        threads = [threading.Thread(target=client, args=(total // clients,)) for _ in range(clients)]
-        started = time.monotonic()
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        elapsed = time.monotonic() - started
-    finally:
-        server.stop()
+    threads = [threading.Thread(target=client, args=(total // clients,)) for _ in range(clients)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - started
     latencies.sort()
     return {
         "client": "python threads",
@@ -434,6 +519,27 @@ def measure_get(
         "median_ms": round(statistics.median(latencies) * 1000, 2),
         "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 2),
     }
+
+
+def get_load(port: int, token: str, path: str, clients: int, total: int) -> dict:
+    """GET-snapshot load against a running server (this service or Label Studio), after 50 warm-up requests."""
+    for _ in range(50):
+        call(port, "GET", path, token)
+    if shutil.which("wrk"):
+        return wrk(port, token, path, clients)
+    return threads_load(port, token, path, clients, total)
+
+
+def measure_get(
+    env: dict, port: int, token: str, project_id: int, export_id: int, total: int, clients: int, workers: int
+) -> dict:
+    path = f"/api/projects/{project_id}/exports/{export_id}"
+    # one thread per sync worker under wrk; the Python client shares the cores, so two threads each
+    server = Server(env, port, workers=workers, threads=1 if shutil.which("wrk") else 2)
+    try:
+        return {"load": load_average(), "web_workers": workers, **get_load(port, token, path, clients, total)}
+    finally:
+        server.stop()
 
 
 def count_get_queries(user, project_id: int, export_id: int) -> int:
@@ -450,30 +556,38 @@ def count_get_queries(user, project_id: int, export_id: int) -> int:
     return len(captured)
 
 
-def main() -> None:
-    args = parse_args()
-    ensure_database(args.database_url)
-    data_dir = Path(tempfile.mkdtemp(prefix="lsbench-"))
-    env = {
-        "DATABASE_URL": args.database_url,
-        "SECRET_KEY": os.environ.get("SECRET_KEY") or secrets.token_urlsafe(32),
-        "DATA_DIR": str(data_dir),
-        "JOBS_BACKEND": "thread",
-        "DEBUG": "0",
-        "LOG_LEVEL": "WARNING",
-    }
-    django_setup(env)
+def code_state() -> dict:
+    """The commit measured and the files that differ from it (figures of a dirty tree say so)."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.rstrip()
+
+    changed = [line[3:] for line in git("status", "--short", "--untracked-files=no").splitlines()]
+    return {"commit": git("rev-parse", "--short", "HEAD"), "changed": changed}
+
+
+def run_workload(args: argparse.Namespace, env: dict, vendor: str) -> dict:
     user, token = bench_user()
-    results: dict = {"database": urlparse(args.database_url).scheme, "snapshots": [], "cpus": os.cpu_count()}
-    last = None
+    results: dict = {
+        "database": vendor,
+        "database_url": args.database_url,
+        "cpus": os.cpu_count(),
+        "poll_interval_ms": round(args.poll_interval * 1000),
+        "code": code_state(),
+        "snapshots": [],
+    }
+    print(f"{vendor}: snapshots polled every {args.poll_interval * 1000:g} ms", flush=True)
+    last = project = None
     for count in args.tasks:
-        print(f"snapshot of {count} tasks", flush=True)
+        print(f"snapshot of {count} tasks, load {load_average()}", flush=True)
         project = filled_project(user, count)
         for parts in args.parts:
             if args.part_workers == "processes" and parts > 1:
-                figures = measure_snapshot_processes(env, project.pk, count, parts)
+                figures = {"load": load_average(), **measure_snapshot_processes(env, project.pk, count, parts)}
             else:
-                figures = measure_snapshot(env, args.port, token, project.pk, count, parts)
+                figures = measure_snapshot(
+                    env, args.port, token, project.pk, count, parts, poll_interval=args.poll_interval
+                )
             print(f"  {figures}", flush=True)
             results["snapshots"].append(figures)
             last = (project.pk, figures["export_id"])
@@ -484,24 +598,180 @@ def main() -> None:
             figures = measure_incremental(env, args.port, token, project, count, last[1], changed)
             print(f"  {figures}", flush=True)
             results["incremental"].append(figures)
-    if args.snapshots_only:
+    if not args.snapshots_only:
+        print(f"import of {args.import_tasks} tasks, load {load_average()}", flush=True)
+        results["import"] = measure_import(env, args.port, token, user, args.import_tasks)
+        print(f"  {results['import']}", flush=True)
+        if last:
+            print(f"GET snapshot, {args.clients} clients, load {load_average()}", flush=True)
+            results["get_snapshot"] = measure_get(
+                env, args.port, token, *last, args.get_requests, args.clients, args.web_workers
+            )
+            results["get_snapshot"]["sql_queries"] = count_get_queries(user, *last)
+            print(f"  {results['get_snapshot']}", flush=True)
+    if args.label_studio:
+        import side_by_side
+
+        ls_tasks = args.label_studio_tasks or max(args.tasks)
+        print(f"Label Studio {vendor}: snapshot of {ls_tasks} tasks, load {load_average()}", flush=True)
+        results["label_studio"] = side_by_side.measure(
+            vendor,
+            tasks=ls_tasks,
+            import_tasks=args.import_tasks,
+            poll_interval=args.poll_interval,
+            clients=args.clients,
+            get_requests=args.get_requests,
+            full=not args.snapshots_only,
+        )
+        results["ours_over_label_studio"] = ratios(results)
+    return results
+
+
+def ratios(results: dict) -> dict:
+    """Ours divided by Label Studio's: tasks/s and requests/s (above 1: ours is faster), median latency (below 1:
+    ours answers sooner). The snapshot is compared at Label Studio's size when ours was measured at it."""
+    theirs = results["label_studio"]
+    found: dict = {}
+    singles = [figures for figures in results["snapshots"] if figures.get("parts", 1) == 1]
+    same = [figures for figures in singles if figures["tasks"] == theirs["snapshot"]["tasks"]]
+    if same or singles:
+        ours = (same or singles)[-1]
+        found["snapshot_tasks_per_second"] = round(ours["tasks_per_second"] / theirs["snapshot"]["tasks_per_second"], 1)
+        found["snapshot_sizes"] = [ours["tasks"], theirs["snapshot"]["tasks"]]
+    if "import" in results and "import" in theirs:
+        found["import_tasks_per_second"] = round(
+            results["import"]["tasks_per_second"] / theirs["import"]["tasks_per_second"], 1
+        )
+    if "get_snapshot" in results and "get_snapshot" in theirs:
+        ours, other = results["get_snapshot"], theirs["get_snapshot"]
+        found["get_requests_per_second"] = round(ours["requests_per_second"] / other["requests_per_second"], 1)
+        found["get_median"] = round(ours["median_ms"] / other["median_ms"], 3)
+    return found
+
+
+def summary(results: dict) -> str:
+    """One database's figures as a small table, with Label Studio's beside them when measured."""
+    theirs = results.get("label_studio")
+    found = results.get("ours_over_label_studio", {})
+    rows = [
+        (
+            f"{results['database']} ({results['database_url']})",
+            "ours",
+            f"Label Studio {side_by_side_version()}" if theirs else "",
+            "ours/LS" if theirs else "",
+        )
+    ]
+
+    def snapshot(figures: dict) -> str:
+        return (
+            f"{figures['tasks']:,} in {figures['seconds']} s = {figures['tasks_per_second']:,}/s "
+            f"(load {figures['load'].split()[0]})"
+        )
+
+    def rate(figures: dict) -> str:
+        return (
+            f"{figures['tasks']:,} in {figures['seconds']} s = {figures['tasks_per_second']:,}/s "
+            f"(load {figures['load'].split()[0]})"
+        )
+
+    def get(figures: dict) -> str:
+        return (
+            f"{figures['requests_per_second']:,} req/s, median {figures['median_ms']} ms "
+            f"(load {figures['load'].split()[0]})"
+        )
+
+    poll = f"snapshot, polled every {results['poll_interval_ms']} ms"
+    singles = [figures for figures in results["snapshots"] if figures.get("parts", 1) == 1]
+    for index, figures in enumerate(singles):
+        last = index == len(singles) - 1
+        rows.append(
+            (
+                poll,
+                snapshot(figures),
+                snapshot(theirs["snapshot"]) if theirs and last else "",
+                f"{found['snapshot_tasks_per_second']}x tasks/s" if theirs and last else "",
+            )
+        )
+    if "import" in results:
+        rows.append(
+            (
+                "import, one request",
+                rate(results["import"]),
+                rate(theirs["import"]) if theirs and "import" in theirs else "",
+                f"{found['import_tasks_per_second']}x tasks/s" if "import_tasks_per_second" in found else "",
+            )
+        )
+    if "get_snapshot" in results:
+        clients = results["get_snapshot"]["clients"]
+        rows.append(
+            (
+                f"GET snapshot, {clients} clients",
+                get(results["get_snapshot"]),
+                get(theirs["get_snapshot"]) if theirs and "get_snapshot" in theirs else "",
+                f"{found['get_requests_per_second']}x req/s, {found['get_median']}x median"
+                if "get_median" in found
+                else "",
+            )
+        )
+    widths = [max(len(row[column]) for row in rows) for column in range(4)]
+    lines = ("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in rows)
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def side_by_side_version() -> str:
+    from tests.e2e.labelstudio import LS_VERSION
+
+    return LS_VERSION
+
+
+def measure_database(args: argparse.Namespace) -> dict:
+    """Every measurement on one database, in this process."""
+    env = {
+        "SECRET_KEY": os.environ.get("SECRET_KEY") or secrets.token_urlsafe(32),
+        "JOBS_BACKEND": "thread",
+        "DEBUG": "0",
+        "LOG_LEVEL": "WARNING",
+    }
+    if args.database_url == EMBEDDED:
+        # a default install: no DATABASE_URL, the SQLite file (WAL) in DATA_DIR, kept between runs
+        os.environ.pop("DATABASE_URL", None)
+        data_dir, scratch = EMBEDDED_DATA_DIR, EMBEDDED_DATA_DIR / "exports"
+        data_dir.mkdir(parents=True, exist_ok=True)
+    else:
+        ensure_database(args.database_url)
+        data_dir = scratch = Path(tempfile.mkdtemp(prefix="lsbench-"))
+        env["DATABASE_URL"] = args.database_url
+    env["DATA_DIR"] = str(data_dir)
+    django_setup(env)
+    from django.db import connection
+
+    try:
+        return run_workload(args, env, connection.vendor)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)  # the export files; the filled database stays
+
+
+def main() -> None:
+    args = parse_args()
+    if args.database_url:
+        results = measure_database(args)
+        print(json.dumps(results, indent=2))
+        print(summary(results))
         if args.json:
             args.json.write_text(json.dumps(results, indent=2))
-        print(json.dumps(results, indent=2))
         return
-    print(f"import of {args.import_tasks} tasks", flush=True)
-    results["import"] = measure_import(env, args.port, token, user, args.import_tasks)
-    print(f"  {results['import']}", flush=True)
-    if last:
-        print(f"GET snapshot, {args.clients} clients", flush=True)
-        results["get_snapshot"] = measure_get(
-            env, args.port, token, *last, args.get_requests, args.clients, args.web_workers
-        )
-        results["get_snapshot"]["sql_queries"] = count_get_queries(user, *last)
-        print(f"  {results['get_snapshot']}", flush=True)
+    combined = []
+    with tempfile.TemporaryDirectory(prefix="lsbench-run-") as tmp:
+        for index, url in enumerate((DEFAULT_DATABASE, EMBEDDED)):
+            out = Path(tmp) / f"{index}.json"
+            command = [sys.executable, __file__, *sys.argv[1:], "--database-url", url, "--json", str(out)]
+            if subprocess.run(command, cwd=ROOT).returncode:
+                print(f"measurements on {url} failed, see above", flush=True)
+                continue
+            combined.append(json.loads(out.read_text()))
+    print("\n" + "\n\n".join(summary(results) for results in combined))
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
-    print(json.dumps(results, indent=2))
+        args.json.write_text(json.dumps(combined, indent=2))
 
 
 if __name__ == "__main__":
