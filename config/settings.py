@@ -107,6 +107,9 @@ else:
                 "transaction_mode": "IMMEDIATE",
                 "timeout": 30,
             },
+            # Kept open between requests (per thread): opening the file and setting WAL again cost a request
+            # about as much as answering it. A local file never drops a connection, so no health check.
+            "CONN_MAX_AGE": 600,
             # Tests use a file too (not shared-cache memory, where a background job thread meets table
             # locks that no busy timeout waits for).
             "TEST": {"NAME": str(DATA_DIR / "test-db.sqlite3")},
