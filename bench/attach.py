@@ -14,7 +14,6 @@ import argparse
 import json
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -22,6 +21,9 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from memory import PeakRss, process_tree  # noqa: E402
 
 from tests.e2e import labelstudio as lsh  # noqa: E402
 from tests.e2e.attach import AttachedService, Nginx, drop, grant_reader, recreate, server_url  # noqa: E402
@@ -72,52 +74,8 @@ def regions() -> list[dict]:
     ]
 
 
-class PeakRss:
-    """Samples the resident memory of a set of processes every 50 ms while a measurement runs."""
-
-    def __init__(self, pids: list[int]):
-        self.pids = pids
-        self.start = {pid: self.rss(pid) for pid in pids}
-        self.peak = dict(self.start)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    @staticmethod
-    def rss(pid: int) -> float:
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-        except OSError:
-            pass
-        return 0.0
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.05):
-            for pid in self.pids:
-                self.peak[pid] = max(self.peak[pid], self.rss(pid))
-
-    def __enter__(self) -> "PeakRss":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def growth_mb(self) -> float:
-        return round(max(self.peak[pid] - self.start[pid] for pid in self.pids), 1)
-
-
-def process_tree(pid: int) -> list[int]:
-    found = [pid]
-    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
-        found += process_tree(int(child))
-    return found
-
-
 def easy_export(base: str, project: int, headers: dict, pids: list[int]) -> dict:
-    with PeakRss(pids) as memory:
+    with PeakRss(pids, interval=0.05) as memory:
         started = time.monotonic()
         response = requests.get(
             f"{base}/api/projects/{project}/export",
@@ -133,7 +91,7 @@ def easy_export(base: str, project: int, headers: dict, pids: list[int]) -> dict
 
 
 def snapshot(base: str, project: int, headers: dict, pids: list[int]) -> dict:
-    with PeakRss(pids) as memory:
+    with PeakRss(pids, interval=0.05) as memory:
         started = time.monotonic()
         created = requests.post(f"{base}/api/projects/{project}/exports/", json={}, headers=headers, timeout=3600)
         assert created.status_code == 201, created.text[:300]

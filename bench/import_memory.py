@@ -23,7 +23,6 @@ import secrets
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -31,60 +30,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from memory import PeakRss, process_tree  # noqa: E402
+
 DEFAULT_POSTGRES = "postgres://postgres@127.0.0.1:5432/lsbench_import"
 LABEL_STUDIO_DATABASE = "lsharness_import_bench"
-
-
-class PeakRss:
-    """The resident memory of some processes (summed), sampled every 20 ms while a measurement runs."""
-
-    def __init__(self, pids: list[int]):
-        self.pids = pids
-        self.before = self.rss()
-        self.peak = self.before
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def rss(self) -> float:
-        total = 0.0
-        for pid in self.pids:
-            try:
-                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1]) / 1024
-            except OSError:
-                pass
-        return total
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.02):
-            self.peak = max(self.peak, self.rss())
-
-    def __enter__(self) -> "PeakRss":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def figures(self) -> dict:
-        return {
-            "rss_before_mb": round(self.before, 1),
-            "rss_peak_mb": round(self.peak, 1),
-            "rss_growth_mb": round(self.peak - self.before, 1),
-        }
-
-
-def process_tree(pid: int) -> list[int]:
-    found = [pid]
-    try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
-        return found
-    for child in children:
-        found += process_tree(int(child))
-    return found
 
 
 def post(port: int, path: str, headers: dict, body: bytes) -> tuple[int, bytes]:
