@@ -77,3 +77,28 @@ def fill_project(project: Project, *, user: User, count: int, **task_kwargs: Any
     """Import `count` tasks through the real import service; returns their ids."""
     result = tasks_import(project=project, user=user, payload=[task_payload(i, **task_kwargs) for i in range(count)])
     return result.task_ids
+
+
+def annotation_mixes(usual_result: list, ground_truth_result: list) -> dict[str, list[dict]]:
+    """Tasks' annotations for the finished-task rule, by name: U usual, S skipped, G ground truth, X skipped and
+    ground truth; "bare" carries no flags at all (imported, it is a ground truth that is not skipped)."""
+    usual = {"result": usual_result, "was_cancelled": False, "ground_truth": False}
+    skipped = {"result": [], "was_cancelled": True, "ground_truth": False}
+    ground_truth = {"result": ground_truth_result, "was_cancelled": False, "ground_truth": True}
+    skipped_ground_truth = {"result": [], "was_cancelled": True, "ground_truth": True}
+    return {
+        "none": [],
+        "U": [usual],
+        "S": [skipped],
+        "G": [ground_truth],
+        "X": [skipped_ground_truth],
+        "UU": [usual, usual],
+        "SS": [skipped, skipped],
+        "GG": [ground_truth, ground_truth],
+        "US": [usual, skipped],
+        "UG": [usual, ground_truth],
+        "SG": [skipped, ground_truth],
+        "SX": [skipped, skipped_ground_truth],
+        "USG": [usual, skipped, ground_truth],
+        "bare": [{"result": usual_result}],
+    }

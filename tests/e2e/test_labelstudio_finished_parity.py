@@ -19,35 +19,14 @@ from django.urls import reverse
 
 from tests.e2e import labelstudio as lsh
 from tests.exports.helpers import create_export, download_url
-from tests.factories import make_project
+from tests.factories import annotation_mixes, make_project
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
 
 DATABASE = "lsharness_finished_parity"
 REQUEUE_FOR_OTHERS, REQUEUE_FOR_ME, IGNORE_SKIPPED = "REQUEUE_FOR_OTHERS", "REQUEUE_FOR_ME", "IGNORE_SKIPPED"
 
-USUAL = {"result": lsh.rectangle("Car"), "was_cancelled": False, "ground_truth": False}
-SKIPPED = {"result": [], "was_cancelled": True, "ground_truth": False}
-GROUND_TRUTH = {"result": lsh.rectangle("Plane"), "was_cancelled": False, "ground_truth": True}
-SKIPPED_GROUND_TRUTH = {"result": [], "was_cancelled": True, "ground_truth": True}
-# Each task's annotations, by name: U usual, S skipped, G ground truth, X skipped and ground truth; "bare" has no
-# flags at all (both services make it a ground truth that is not skipped).
-MIXES = {
-    "none": [],
-    "U": [USUAL],
-    "S": [SKIPPED],
-    "G": [GROUND_TRUTH],
-    "X": [SKIPPED_GROUND_TRUTH],
-    "UU": [USUAL, USUAL],
-    "SS": [SKIPPED, SKIPPED],
-    "GG": [GROUND_TRUTH, GROUND_TRUTH],
-    "US": [USUAL, SKIPPED],
-    "UG": [USUAL, GROUND_TRUTH],
-    "SG": [SKIPPED, GROUND_TRUTH],
-    "SX": [SKIPPED, SKIPPED_GROUND_TRUTH],
-    "USG": [USUAL, SKIPPED, GROUND_TRUTH],
-    "bare": [{"result": lsh.rectangle("Car")}],
-}
+MIXES = annotation_mixes(lsh.rectangle("Car"), lsh.rectangle("Plane"))
 FILTERS = [{name: mode} for name in ("finished", "annotated", "skipped") for mode in ("only", "exclude")]
 
 # (maximum_annotations, skip_queue) at creation, then the settings changed after the import.

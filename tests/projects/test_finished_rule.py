@@ -7,34 +7,14 @@ import pytest
 from exports.snapshot import SnapshotWriter
 from projects.models import Project, Task, counted_when_recounting, finished_tasks
 from projects.services import project_update, tasks_import
-from tests.factories import make_project, make_user, rectangle
+from tests.factories import annotation_mixes, make_project, make_user, rectangle
 
 pytestmark = pytest.mark.django_db
 
 REQUEUE_FOR_OTHERS, REQUEUE_FOR_ME, IGNORE_SKIPPED = "REQUEUE_FOR_OTHERS", "REQUEUE_FOR_ME", "IGNORE_SKIPPED"
 QUEUES = (REQUEUE_FOR_OTHERS, REQUEUE_FOR_ME, IGNORE_SKIPPED)
 
-USUAL = {"result": [rectangle()], "was_cancelled": False, "ground_truth": False}
-SKIPPED = {"result": [], "was_cancelled": True, "ground_truth": False}
-GROUND_TRUTH = {"result": [rectangle("Person")], "was_cancelled": False, "ground_truth": True}
-SKIPPED_GROUND_TRUTH = {"result": [], "was_cancelled": True, "ground_truth": True}
-# U usual, S skipped, G ground truth, X skipped and ground truth; "bare" carries no flags (a ground truth).
-MIXES = {
-    "none": [],
-    "U": [USUAL],
-    "S": [SKIPPED],
-    "G": [GROUND_TRUTH],
-    "X": [SKIPPED_GROUND_TRUTH],
-    "UU": [USUAL, USUAL],
-    "SS": [SKIPPED, SKIPPED],
-    "GG": [GROUND_TRUTH, GROUND_TRUTH],
-    "US": [USUAL, SKIPPED],
-    "UG": [USUAL, GROUND_TRUTH],
-    "SG": [SKIPPED, GROUND_TRUTH],
-    "SX": [SKIPPED, SKIPPED_GROUND_TRUTH],
-    "USG": [USUAL, SKIPPED, GROUND_TRUTH],
-    "bare": [{"result": [rectangle()]}],
-}
+MIXES = annotation_mixes([rectangle()], [rectangle("Person")])
 ALL = set(MIXES)
 WITH_ANNOTATIONS = ALL - {"none"}
 NOT_SKIPPED = {"U", "G", "UU", "GG", "US", "UG", "SG", "USG", "bare"}  # at least one annotation not skipped
