@@ -24,23 +24,14 @@ import struct
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
-__all__ = ["INDEX_RECORD", "ChangedTasks", "IndexReader", "IndexWriter", "deleted_ids", "task_digest", "task_id_of"]
+__all__ = ["INDEX_RECORD", "ChangedTasks", "IndexReader", "IndexWriter", "deleted_ids", "task_digest"]
 
 # Task id (unsigned 64-bit, big-endian), then the first 8 bytes of the BLAKE2b digest of its encoded JSON.
 INDEX_RECORD = struct.Struct(">Q8s")
-_ID_PREFIX = b'{"id":'
 
 
 def task_digest(encoded: bytes) -> bytes:
     return hashlib.blake2b(encoded, digest_size=8).digest()
-
-
-def task_id_of(encoded: bytes) -> int:
-    """The id of an encoded task: the snapshot writer always puts `"id"` first (`{"id":123,...`)."""
-    if not encoded.startswith(_ID_PREFIX):
-        raise ValueError("an encoded task must start with its id")
-    end = encoded.index(b",", len(_ID_PREFIX))
-    return int(encoded[len(_ID_PREFIX) : end])
 
 
 class IndexWriter:
@@ -58,9 +49,6 @@ class IndexWriter:
         self.count += 1
         if len(self.buffer) >= self.BUFFER_RECORDS * INDEX_RECORD.size:
             self.flush()
-
-    def add_encoded(self, encoded: bytes) -> None:
-        self.add(task_id_of(encoded), task_digest(encoded))
 
     def flush(self) -> None:
         if self.buffer:

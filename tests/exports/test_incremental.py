@@ -11,7 +11,7 @@ from django.db import connection
 
 from exports import jobs, storage
 from exports.files import deleted_ids_file_name
-from exports.increments import INDEX_RECORD, ChangedTasks, IndexReader, IndexWriter, deleted_ids, task_id_of
+from exports.increments import INDEX_RECORD, ChangedTasks, IndexReader, IndexWriter, deleted_ids
 from exports.models import Export, Status
 from exports.snapshot import SnapshotWriter
 from projects.models import Annotation, AnnotationDraft, Prediction, Task
@@ -73,9 +73,6 @@ def test_changed_tasks_and_deleted_ids_walk_in_id_order():
     assert changes.changed(7, b"g" * 8)
     assert list(deleted_ids(base, [1, 3, 4, 7])) == [2, 6]
     assert list(deleted_ids(base, [])) == [1, 2, 4, 6]
-    assert task_id_of(b'{"id":42,"data":{}}') == 42
-    with pytest.raises(ValueError, match="must start with its id"):
-        task_id_of(b'{"data":{},"id":42}')
 
 
 def test_holds_only_created_and_changed_tasks_and_lists_the_deleted(
