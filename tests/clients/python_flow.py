@@ -7,6 +7,7 @@ Each step checks what it got; the first failed check raises AssertionError namin
 """
 
 import hashlib
+import json
 import time
 from typing import Any
 
@@ -226,6 +227,61 @@ def run(base_url: str, token: str, *, timeout: float = 60.0) -> dict[str, Any]:
     csv_text = _ok(csv_file, File, "download CSV").payload.read().decode()
     assert len(csv_text.strip().splitlines()) == TASK_COUNT + 1, csv_text[:200]
     assert "sentiment" in csv_text.splitlines()[0], csv_text[:200]
+
+    # Our extensions, through the same generated code: JSON Lines, then an incremental snapshot of the unchanged
+    # project (no task written, none deleted) and its deleted-ids file.
+    jsonl = api_projects_exports_convert_create.sync(
+        project_id, export_id, client=api, body=ExportConvertRequest(export_type="JSONL")
+    )
+    assert _ok(jsonl, ExportConvertResponse, "convert JSONL").export_type == "JSONL"
+
+    def jsonl_done() -> bool | None:
+        body = _ok(api_projects_exports_retrieve.sync(project_id, export_id, client=api), Export, "poll JSONL")
+        states = {item.export_type: item.status for item in body.converted_formats or []}
+        assert states.get("JSONL") != Status7BfEnum.FAILED, "JSONL conversion failed"
+        return True if states.get("JSONL") == Status7BfEnum.COMPLETED else None
+
+    wait_for("JSONL conversion", jsonl_done)
+    jsonl_file = api_projects_exports_download_retrieve.sync(
+        project_id, export_id, client=api, export_type=ApiProjectsExportsDownloadRetrieveExportType.JSONL
+    )
+    lines = _ok(jsonl_file, File, "download JSONL").payload.read().splitlines()
+    assert len(lines) == TASK_COUNT, lines[:2]
+    assert [json.loads(line)["id"] for line in lines] == [task["id"] for task in json.loads(data)]
+
+    since = api_projects_exports_create.sync(
+        project_id,
+        client=api,
+        body=ExportCreateRequest(  # the base's options: with others every task would count as changed
+            title="since",
+            since_export=export_id,
+            task_filter_options=request.task_filter_options,
+            annotation_filter_options=request.annotation_filter_options,
+            serialization_options=request.serialization_options,
+        ),
+    )
+    since_id = _ok(since, ExportCreate, "incremental snapshot").id
+    assert isinstance(since_id, int)
+
+    def since_done() -> Export | None:
+        body = api_projects_exports_retrieve.sync(project_id, since_id, client=api)
+        assert _ok(body, Export, "poll incremental").status != Status7BfEnum.FAILED, "incremental snapshot failed"
+        return body if body.status == Status7BfEnum.COMPLETED else None
+
+    increment = wait_for("incremental snapshot", since_done)
+    assert increment.since_export == export_id, increment.since_export
+    assert isinstance(increment.counters, dict), increment.counters
+    assert increment.counters.get("task_number") == 0, increment.counters
+    assert increment.counters.get("deleted_task_ids_count") == 0, increment.counters
+    deleted = api_projects_exports_download_retrieve.sync(
+        project_id, since_id, client=api, export_type=ApiProjectsExportsDownloadRetrieveExportType.DELETED_IDS
+    )
+    assert json.loads(_ok(deleted, File, "download DELETED_IDS").payload.read()) == []
+    refused = api_projects_exports_create.sync(
+        project_id, client=api, body=ExportCreateRequest(since_export=999_999_999)
+    )
+    assert isinstance(refused, Error), refused
+    assert refused.status_code == 400, refused
 
     # Duplicate and validate.
     copy = api_projects_duplicate_create.sync(
